@@ -1,0 +1,16 @@
+.PHONY: run test lint format worker-io worker-cpu worker-llm worker-gpu
+
+run:        ## the embedded product with demo data on 127.0.0.1:5000
+	scripts/run.sh
+
+test:       ## the whole test suite
+	scripts/test.sh
+
+lint:
+	.venv/bin/ruff check .
+
+format:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+worker-%:   ## a Celery worker for one queue, e.g. make worker-io
+	.venv/bin/celery -A celery_worker worker -Q $* --loglevel INFO

@@ -1,0 +1,1 @@
+"""Pipeline stages and the Celery tasks that run them."""

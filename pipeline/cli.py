@@ -1,0 +1,64 @@
+"""`flask pipeline …`: pipeline state and stage runs for operators."""
+
+from __future__ import annotations
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+
+from ra_app.admin.services import samples_per_state
+from ra_app.extensions import db
+from ra_app.models import JobRun, JobStatus
+
+
+@click.group("pipeline", help="Pipeline stages and their state.")
+def pipeline_cli():
+    pass
+
+
+@pipeline_cli.command("status")
+@with_appcontext
+def status_command():
+    """Samples per processing state, job runs per stage, recent failures."""
+    click.echo("Samples per state:")
+    for state, count in samples_per_state().items():
+        click.echo(f"  {state.value:<18} {count:>8}")
+    rows = db.session.execute(
+        sa.select(JobRun.stage, JobRun.status, sa.func.count())
+        .group_by(JobRun.stage, JobRun.status)
+        .order_by(JobRun.stage, JobRun.status)
+    ).all()
+    click.echo("Job runs per stage:")
+    if not rows:
+        click.echo("  none yet")
+    for stage, status, count in rows:
+        click.echo(f"  {stage:<16} {status.value:<10} {count:>8}")
+    failures = db.session.scalars(
+        sa.select(JobRun)
+        .where(JobRun.status == JobStatus.FAILED)
+        .order_by(JobRun.finished_at.desc())
+        .limit(10)
+    ).all()
+    if failures:
+        click.echo("Latest failures:")
+    for run in failures:
+        kind = run.failure_class.value if run.failure_class else "?"
+        click.echo(
+            f"  #{run.id} {run.stage} {run.subject} attempt {run.attempt} [{kind}] {run.error}"
+        )
+
+
+@pipeline_cli.command("selftest")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for a worker.")
+@with_appcontext
+def selftest_command(timeout: float):
+    """Send a task through the broker and wait for a worker to record its job run."""
+    import uuid
+
+    from .tasks import selftest
+
+    result = selftest.delay(subject=f"selftest:{uuid.uuid4()}")
+    embedded = current_app.config["CELERY"]["task_always_eager"]
+    outcome = result.get(timeout=timeout) if not embedded else result.result
+    click.echo(f"ok: {outcome}")

@@ -1,0 +1,111 @@
+"""The review web app. `create_app` reads as the table of contents of the app."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+
+from config import Config, ProdConfig, config_from_env
+
+from .extensions import csrf, db, login_manager, migrate
+
+
+def create_app(config: type[Config] | dict | None = None) -> Flask:
+    config_class = config if isinstance(config, type) else config_from_env()
+    if issubclass(config_class, ProdConfig):
+        config_class.check()
+    app = Flask(
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        instance_relative_config=True,
+    )
+    app.config.from_object(config_class)
+    if isinstance(config, dict):
+        app.config.update(config)
+    _ensure_dirs(app)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_celery(app)
+    return app
+
+
+def _ensure_dirs(app: Flask) -> None:
+    from pathlib import Path
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    Path(app.config["DATA_ROOT"]).mkdir(parents=True, exist_ok=True)
+
+
+def register_extensions(app: Flask) -> None:
+    from . import models  # noqa: F401  (the models must be known to Alembic)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def register_blueprints(app: Flask) -> None:
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .review import bp as review_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(review_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFError
+
+    def render_error(status: int, title: str, message: str):
+        return render_template("errors/error.html", title=title, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_error(
+            400,
+            "Form expired",
+            "The page was open too long or came from elsewhere. "
+            "Go back, reload the page and try again; nothing was saved.",
+        )
+
+    @app.errorhandler(403)
+    def forbidden(error):
+        return render_error(403, "Not allowed", "Your account cannot open this page.")
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return render_error(404, "Not found", "There is nothing at this address.")
+
+    @app.errorhandler(500)
+    def server_error(error):
+        db.session.rollback()
+        return render_error(
+            500, "Something went wrong", "The error was logged. Try again in a moment."
+        )
+
+
+def register_commands(app: Flask) -> None:
+    from pipeline.cli import pipeline_cli
+
+    from .cli import demo_command, users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_command)
+    app.cli.add_command(pipeline_cli)
+
+
+def register_celery(app: Flask) -> None:
+    from .celery_app import celery_init_app
+
+    celery_init_app(app)

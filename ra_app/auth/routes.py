@@ -1,0 +1,67 @@
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..extensions import db, login_manager
+from ..models import User
+from . import bp
+from .forms import LoginForm
+from .services import authenticate
+
+# Pages anyone may open; every other endpoint needs a signed-in user (see require_login).
+PUBLIC_ENDPOINTS = {"auth.login", "static"}
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please sign in to continue."
+login_manager.session_protection = "basic"
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    user = db.session.get(User, int(user_id))
+    # A disabled account loses its open sessions too.
+    return user if user is not None and user.is_active else None
+
+
+@bp.before_app_request
+def require_login():
+    """Sign-in is required everywhere but the public endpoints: a new page cannot forget it."""
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        return None
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site relative paths, so the sign-in page is no open redirect."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target:
+            return target
+    return url_for("review.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("review.home"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        result = authenticate(form.email.data, form.password.data)
+        if result.user is not None:
+            login_user(result.user, remember=form.remember.data)
+            return redirect(safe_next(request.args.get("next")))
+        flash(result.error, "error")
+        status = 401
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,128 @@
+"""Operator commands for accounts and the demo: `flask users …`, `flask demo`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .auth.services import find_user, normalize_email
+from .extensions import db
+from .models import Role, User
+
+MIN_PASSWORD_LENGTH = 8
+ROLE_CHOICE = click.Choice([r.value for r in Role])
+
+
+def create_user(email: str, password: str, role: Role) -> User:
+    email = normalize_email(email)
+    if "@" not in email:
+        raise click.BadParameter(f"'{email}' is not an email address", param_hint="EMAIL")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.BadParameter(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if find_user(email) is not None:
+        raise click.ClickException(f"a user {email} already exists")
+    user = User(email=email, role=role)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def get_user_or_fail(email: str) -> User:
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {normalize_email(email)}")
+    return user
+
+
+@click.group("users", help="Manage accounts.")
+def users_cli():
+    pass
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=ROLE_CHOICE, default="reviewer", show_default=True)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@with_appcontext
+def create_command(email: str, role: str, password_stdin: bool):
+    """Create an account; the password is prompted for (or read from stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = create_user(email, password, Role(role))
+    click.echo(f"created {user.email} ({user.role})")
+
+
+@users_cli.command("list")
+@with_appcontext
+def list_command():
+    """List accounts with role and status."""
+    users = db.session.scalars(sa.select(User).order_by(User.email)).all()
+    if not users:
+        click.echo("no users yet: flask users create EMAIL --role admin")
+    for user in users:
+        status = "active" if user.is_active else "disabled"
+        click.echo(f"{user.email}\t{user.role}\t{status}")
+
+
+@users_cli.command("set-role")
+@click.argument("email")
+@click.argument("role", type=ROLE_CHOICE)
+@with_appcontext
+def set_role_command(email: str, role: str):
+    """Change an account's role."""
+    user = get_user_or_fail(email)
+    user.role = Role(role)
+    db.session.commit()
+    click.echo(f"{user.email} is now {user.role}")
+
+
+@users_cli.command("disable")
+@click.argument("email")
+@with_appcontext
+def disable_command(email: str):
+    """Disable an account: it can no longer sign in and its sessions end."""
+    user = get_user_or_fail(email)
+    user.is_active = False
+    db.session.commit()
+    click.echo(f"{user.email} is disabled")
+
+
+@users_cli.command("enable")
+@click.argument("email")
+@with_appcontext
+def enable_command(email: str):
+    """Enable a disabled account and clear any sign-in lock."""
+    user = get_user_or_fail(email)
+    user.is_active = True
+    user.failed_logins = 0
+    user.locked_until = None
+    db.session.commit()
+    click.echo(f"{user.email} is enabled")
+
+
+DEMO_USERS = (
+    ("admin@demo.local", "demo-admin-pass", Role.ADMIN),
+    ("reviewer@demo.local", "demo-reviewer-pass", Role.REVIEWER),
+)
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command():
+    """Create the demo accounts of the embedded mode (never in production)."""
+    if current_app.config.get("PRODUCTION"):
+        raise click.ClickException("the demo data is for the embedded mode, not production")
+    for email, password, role in DEMO_USERS:
+        user = find_user(email)
+        if user is None:
+            create_user(email, password, role)
+        click.echo(f"  {role.value:<9} {email:<22} password: {password}")

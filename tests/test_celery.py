@@ -1,0 +1,82 @@
+"""A real Celery worker on the real Redis runs pipeline tasks inside the app context."""
+
+from datetime import timedelta
+
+import pytest
+import redis
+import sqlalchemy as sa
+from celery.contrib.testing.worker import start_worker
+
+from pipeline.jobs import claim
+from pipeline.tasks import selftest
+from ra_app.extensions import db
+from ra_app.models import JobRun, JobStatus, utcnow
+
+from .conftest import REDIS_URL
+from .workers import worker_process
+
+
+@pytest.fixture
+def celery_app(app):
+    redis.Redis.from_url(REDIS_URL).flushdb()  # no task left over from an earlier run
+    return app.extensions["celery"]
+
+
+def worker(celery_app, name):
+    return start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=1,
+        queues=["io"],
+        hostname=f"{name}@test",
+        perform_ping_check=False,
+        shutdown_timeout=30,
+    )
+
+
+def job_runs(app, subject):
+    with app.app_context():
+        return db.session.scalars(
+            sa.select(JobRun).where(JobRun.subject == subject).order_by(JobRun.id)
+        ).all()
+
+
+def test_task_is_routed_to_its_queue(celery_app):
+    assert celery_app.amqp.router.route({}, "pipeline.selftest")["queue"].name == "io"
+    assert celery_app.amqp.router.route({}, "pipeline.align")["queue"].name == "gpu"
+    assert celery_app.amqp.router.route({}, "pipeline.gemini")["queue"].name == "llm"
+
+
+def test_worker_runs_a_task_that_writes_its_job_run(app, celery_app):
+    with worker(celery_app, "w1"):
+        result = selftest.delay(subject="ping")
+        outcome = result.get(timeout=30)
+    assert outcome["attempt"] == 1
+    (run,) = job_runs(app, "ping")
+    assert run.status is JobStatus.SUCCEEDED
+    assert run.task_id == result.id
+    assert run.worker and run.finished_at is not None
+
+
+def test_two_workers_racing_for_one_claim_run_it_once(app, celery_app, tmp_path):
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    with (
+        worker_process(celery_app, url, REDIS_URL, tmp_path, log_path=tmp_path / "w1.log"),
+        worker_process(celery_app, url, REDIS_URL, tmp_path, log_path=tmp_path / "w2.log"),
+    ):
+        results = [selftest.delay(subject="race", hold_s=3) for _ in range(2)]
+        outcomes = [r.get(timeout=60) for r in results]
+    ran = [o for o in outcomes if "skipped" not in o]
+    skipped = [o for o in outcomes if "skipped" in o]
+    assert len(ran) == 1 and len(skipped) == 1, outcomes
+    assert "already running" in skipped[0]["skipped"]
+    assert [r.status for r in job_runs(app, "race")] == [JobStatus.SUCCEEDED]
+
+
+def test_an_expired_lease_is_taken_over_by_a_worker(app, celery_app):
+    with app.app_context():
+        claim("selftest", "orphan", lease_s=60, now=utcnow() - timedelta(minutes=10))
+    with worker(celery_app, "w1"):
+        outcome = selftest.delay(subject="orphan").get(timeout=30)
+    assert outcome["attempt"] == 2
+    assert [r.status for r in job_runs(app, "orphan")] == [JobStatus.EXPIRED, JobStatus.SUCCEEDED]

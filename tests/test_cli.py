@@ -1,0 +1,68 @@
+import sqlalchemy as sa
+
+from ra_app.extensions import db
+from ra_app.models import Role, User
+
+
+def users(app):
+    with app.app_context():
+        return {u.email: u for u in db.session.scalars(sa.select(User))}
+
+
+def test_create_user_with_password_from_stdin(app, runner, auth):
+    result = runner.invoke(
+        args=["users", "create", "New@Example.org", "--role", "admin", "--password-stdin"],
+        input="a long enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    user = users(app)["new@example.org"]
+    assert user.role is Role.ADMIN
+    assert auth.login("new@example.org", "a long enough password").status_code == 302
+
+
+def test_create_user_prompts_for_the_password(app, runner):
+    result = runner.invoke(
+        args=["users", "create", "p@example.org"], input="prompted password\nprompted password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert users(app)["p@example.org"].check_password("prompted password")
+
+
+def test_create_refuses_duplicates_and_short_passwords(app, runner, reviewer):
+    dup = runner.invoke(
+        args=["users", "create", reviewer.email, "--password-stdin"], input="whatever12345\n"
+    )
+    assert dup.exit_code != 0 and "already exists" in dup.output
+    short = runner.invoke(
+        args=["users", "create", "s@example.org", "--password-stdin"], input="x\n"
+    )
+    assert short.exit_code != 0 and "at least 8" in short.output
+    assert "s@example.org" not in users(app)
+
+
+def test_list_set_role_disable_enable(app, runner, reviewer):
+    assert "reviewer@example.org\treviewer\tactive" in runner.invoke(args=["users", "list"]).output
+    assert runner.invoke(args=["users", "set-role", reviewer.email, "admin"]).exit_code == 0
+    assert users(app)[reviewer.email].role is Role.ADMIN
+    assert runner.invoke(args=["users", "disable", reviewer.email]).exit_code == 0
+    assert users(app)[reviewer.email].is_active is False
+    assert "disabled" in runner.invoke(args=["users", "list"]).output
+    assert runner.invoke(args=["users", "enable", reviewer.email]).exit_code == 0
+    assert users(app)[reviewer.email].is_active is True
+
+
+def test_commands_on_an_unknown_user_fail_clearly(runner):
+    result = runner.invoke(args=["users", "disable", "ghost@example.org"])
+    assert result.exit_code != 0 and "no user ghost@example.org" in result.output
+    bad_role = runner.invoke(args=["users", "set-role", "ghost@example.org", "owner"])
+    assert bad_role.exit_code != 0
+
+
+def test_demo_creates_the_demo_accounts_once(app, runner, auth):
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(args=["demo"])
+    assert second.exit_code == 0
+    assert set(users(app)) == {"admin@demo.local", "reviewer@demo.local"}
+    assert "password:" in first.output
+    assert auth.login("admin@demo.local", "demo-admin-pass").status_code == 302

@@ -1,0 +1,82 @@
+"""Real Celery worker processes for tests that need more than one worker, or one to kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def worker_process(
+    celery_app,
+    database_url: str,
+    broker_url: str,
+    data_root,
+    queues=("io",),
+    concurrency: int = 1,
+    log_path: Path | None = None,
+):
+    """Start `celery -A celery_worker worker` on the test database; yield the Popen."""
+    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url.replace("postgresql+psycopg2://", "postgresql://"),
+        "CELERY_BROKER_URL": broker_url,
+        "DATA_ROOT": str(data_root),
+    }
+    log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_worker",
+            "worker",
+            "-Q",
+            ",".join(queues),
+            "-c",
+            str(concurrency),
+            "-n",
+            name,
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not celery_app.control.ping(destination=[name], timeout=0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {name} did not start (exit {proc.poll()})")
+        proc.worker_name = name
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def kill_hard(proc) -> None:
+    """SIGKILL the worker and its pool processes, as a crash or an OOM kill would."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
