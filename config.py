@@ -55,7 +55,9 @@ def celery_settings(broker_url: str | None) -> dict:
         "broker_url": broker_url or "memory://",
         "result_backend": env("CELERY_RESULT_BACKEND", broker_url) if broker_url else None,
         "task_always_eager": embedded,
-        "task_eager_propagates": embedded,
+        # In-process tasks keep their failure in the result, as a worker's would, so one
+        # bad file in a batch is reported in the summary instead of stopping the batch.
+        "task_eager_propagates": False,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -90,12 +92,22 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # a token lives as long as the session; reviews take hours
 
+    # S3-compatible storage for archives to ingest; all four set = S3 backend.
+    S3_ENDPOINT = env("S3_ENDPOINT")
+    S3_ACCESS_KEY = env("S3_ACCESS_KEY")
+    S3_SECRET_KEY = env("S3_SECRET_KEY")
+    S3_BUCKET = env("S3_BUCKET")
+
+    # Ingestion: shortest clip worth reviewing, and the YouTube download folder (under DATA_ROOT).
+    MIN_CLIP_SECONDS = env_float("MIN_CLIP_SECONDS", 1.0)
+
     # Sign-in throttling: after this many wrong passwords the account is locked a while.
     LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 15 * 60)
 
-    # Pipeline stage claims: a worker that stops heart-beating loses its claim after this.
-    JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 15 * 60)
+    # Stage claims: running stages heart-beat every quarter of this; a dead worker's claim
+    # can be taken over once it has gone this long without a beat.
+    JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120)
 
 
 class DevConfig(Config):

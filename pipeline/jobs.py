@@ -12,8 +12,10 @@ so a stage that rolls back its work still leaves an honest record of the attempt
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from ra_app.models import FailureClass, JobRun, JobStatus, utcnow
 from .errors import is_permanent
 
 job_runs = JobRun.__table__
+log = logging.getLogger(__name__)
 
 
 def worker_name() -> str:
@@ -123,10 +126,10 @@ def claim(
     return Claim(run_id, stage, subject, attempt)
 
 
-def heartbeat(held: Claim, lease_s: float | None = None) -> None:
+def heartbeat(held: Claim, lease_s: float | None = None, engine=None) -> None:
     """Extend the lease; raise ClaimLost if another worker has taken the claim over."""
     now = utcnow()
-    with db.engine.begin() as conn:
+    with (engine or db.engine).begin() as conn:
         updated = conn.execute(
             job_runs.update()
             .where(job_runs.c.id == held.run_id, job_runs.c.status == JobStatus.RUNNING)
@@ -190,8 +193,10 @@ def stage_run(
     """
     held = claim(stage, subject, sample_id=sample_id, task_id=task_id, lease_s=lease_s)
     run = StageRun(held, sample_id=sample_id, lease_s=lease_s)
+    keep_alive = KeepAlive(held, _lease_seconds(lease_s), db.engine)
     try:
-        yield run
+        with keep_alive:
+            yield run
     except BaseException as error:
         db.session.rollback()
         failure = FailureClass.PERMANENT if is_permanent(error) else FailureClass.TRANSIENT
@@ -220,3 +225,34 @@ class StageRun:
 
     def heartbeat(self) -> None:
         heartbeat(self.claim, self.lease_s)
+
+
+class KeepAlive:
+    """Heart-beats the claim from a background thread while the stage works, so a long
+    ffmpeg run or model call keeps its lease and a dead worker's lease runs out quickly."""
+
+    def __init__(self, held: Claim, lease_s: float, engine):
+        self.held = held
+        self.lease_s = lease_s
+        self.engine = engine
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="claim-keepalive", daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.lease_s / 4):
+            try:
+                heartbeat(self.held, self.lease_s, self.engine)
+            except ClaimLost:
+                log.warning("lost the claim on %s %s", self.held.stage, self.held.subject)
+                return
+            except sa.exc.OperationalError as error:  # a busy SQLite file: try next beat
+                log.info("heartbeat skipped: %s", error)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+        return False

@@ -1,18 +1,25 @@
 """Celery tasks: thin wrappers that claim, call a stage, and record the job run.
 
-Tasks receive ids, never objects, and are named `pipeline.<stage>` so that
+Tasks receive ids and plain JSON, never objects, and are named `pipeline.<stage>…` so that
 `pipeline.queues.task_routes` sends each to its stage's queue.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
 
 from celery import shared_task
 from celery.utils.log import get_task_logger
+from flask import current_app
 
-from .errors import is_permanent
+from .errors import PermanentError, is_permanent
 from .jobs import ClaimTaken, stage_run, worker_name
+from .stages.ingest import Recording, ingest
+from .stages.local_files import ingest_archive_members
+from .storage import local_storage, s3_storage
 
 log = get_task_logger(__name__)
 
@@ -50,9 +57,75 @@ def selftest(self, subject: str = "selftest", hold_s: float = 0.0):
     """
 
     def body(run):
-        deadline = time.monotonic() + min(hold_s, 60.0)
-        while time.monotonic() < deadline:
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(hold_s, 60.0))
         return {"worker": worker_name(), "attempt": run.attempt}
 
     return run_claimed(self, "selftest", subject, body)
+
+
+def ingest_body(recording: Recording):
+    def body(run):
+        outcome = ingest(recording)
+        run.sample_id = uuid.UUID(outcome.sample_id) if outcome.sample_id else None
+        return asdict(outcome)
+
+    return body
+
+
+@shared_task(bind=True, name="pipeline.ingest.recording", soft_time_limit=1800, time_limit=1900)
+def ingest_recording(self, recording: dict):
+    """Ingest one local file (a YouTube download, an upload, an archive member)."""
+    rec = Recording.from_json(recording)
+    return run_claimed(self, "ingest", rec.subject, ingest_body(rec))
+
+
+@shared_task(
+    bind=True, name="pipeline.ingest.archive", soft_time_limit=3 * 3600 - 300, time_limit=3 * 3600
+)
+def ingest_archive(self, location: str):
+    """Unpack a .tar (a local path, or a key in S3 storage) and ingest its members.
+
+    The scratch folder is removed afterwards, also on failure."""
+
+    def ingest_member(rec: Recording) -> dict:
+        try:
+            with stage_run("ingest", rec.subject, task_id=self.request.id) as member_run:
+                member_run.result = ingest_body(rec)(member_run)
+                return member_run.result
+        except ClaimTaken as taken:
+            return {"status": "busy", "label": rec.external_id, "message": str(taken)}
+        except Exception as error:
+            return {
+                "status": "failed",
+                "label": rec.external_id,
+                "message": str(error),
+                "code": getattr(error, "code", None),
+            }
+
+    def body(run):
+        storage = local_storage(current_app.config)
+        scratch = storage.scratch_dir(f"archive-{uuid.uuid5(uuid.NAMESPACE_URL, location)}")
+        try:
+            tar_path = fetch_archive(location, scratch)
+            members = ingest_archive_members(location, tar_path, scratch / "members", ingest_member)
+        finally:
+            storage.delete_tree(f"tmp/{scratch.name}")
+        return {"members": members}
+
+    return run_claimed(self, "ingest", f"archive:{location}"[:512], body)
+
+
+def fetch_archive(location: str, scratch: Path) -> Path:
+    local = Path(location)
+    if local.is_file():
+        return local
+    s3 = s3_storage(current_app.config)
+    if s3 is None:
+        raise PermanentError(
+            f"no such archive: {location} (and S3 storage is not configured)", code="missing"
+        )
+    if not s3.exists(location):
+        raise PermanentError(
+            f"no such archive in S3 bucket {s3.bucket}: {location}", code="missing"
+        )
+    return s3.download(location, scratch / "archive.tar")

@@ -25,6 +25,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     _ensure_dirs(app)
 
     register_extensions(app)
+    register_template_filters(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -52,6 +53,12 @@ def _migrations_dir():
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def register_template_filters(app: Flask) -> None:
+    from .filters import duration
+
+    app.add_template_filter(duration)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -97,12 +104,14 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from pipeline.cli import pipeline_cli
+    from pipeline.ingest_cli import ingest_cli
 
     from .cli import demo_command, users_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(pipeline_cli)
+    app.cli.add_command(ingest_cli)
 
 
 def register_celery(app: Flask) -> None:

@@ -213,6 +213,8 @@ class TranscriptRevision(RevisionMixin, db.Model):
         sa.ForeignKey("transcript_revisions.id")
     )
 
+    sample: Mapped[Sample] = relationship()
+
 
 class TranslationRevision(RevisionMixin, db.Model):
     __tablename__ = "translation_revisions"
@@ -226,6 +228,8 @@ class TranslationRevision(RevisionMixin, db.Model):
     transcript_revision_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("transcript_revisions.id")
     )
+
+    sample: Mapped[Sample] = relationship()
 
 
 class WordAlignment(db.Model):

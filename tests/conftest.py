@@ -176,3 +176,27 @@ def make_sample(app):
             return sample.id
 
     return make
+
+
+@pytest.fixture
+def celery_app(app):
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()  # no task left over from an earlier test
+    return app.extensions["celery"]
+
+
+@pytest.fixture
+def io_worker(celery_app):
+    """A real Celery worker (in a thread of this process) consuming the io queue."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=2,
+        queues=["io"],
+        perform_ping_check=False,
+        shutdown_timeout=60,
+    ) as worker:
+        yield worker

@@ -2,8 +2,6 @@
 
 from datetime import timedelta
 
-import pytest
-import redis
 import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 
@@ -14,12 +12,6 @@ from ra_app.models import JobRun, JobStatus, utcnow
 
 from .conftest import REDIS_URL
 from .workers import worker_process
-
-
-@pytest.fixture
-def celery_app(app):
-    redis.Redis.from_url(REDIS_URL).flushdb()  # no task left over from an earlier run
-    return app.extensions["celery"]
 
 
 def worker(celery_app, name):

@@ -85,3 +85,15 @@ def test_stage_run_records_failures_and_rolls_back(app, make_user, error, failur
         from ra_app.models import User
 
         assert db.session.scalar(sa.select(User).where(User.email == "half@made.org")) is None
+
+
+def test_a_running_stage_keeps_its_lease_alive(app):
+    import time
+
+    with app.app_context():
+        with stage_run("segment", "long", lease_s=0.4):
+            time.sleep(1.2)  # three leases long: without heart-beats it would have expired
+            with pytest.raises(ClaimTaken):
+                claim("segment", "long")
+        (record,) = runs()
+        assert record.status is JobStatus.SUCCEEDED

@@ -23,8 +23,10 @@ def worker_process(
     queues=("io",),
     concurrency: int = 1,
     log_path: Path | None = None,
+    **settings: str,
 ):
-    """Start `celery -A celery_worker worker` on the test database; yield the Popen."""
+    """Start `celery -A celery_worker worker` on the test database, with extra environment
+    `settings`; yield the Popen."""
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
     env = {
         **os.environ,
@@ -32,6 +34,7 @@ def worker_process(
         "DATABASE_URL": database_url.replace("postgresql+psycopg2://", "postgresql://"),
         "CELERY_BROKER_URL": broker_url,
         "DATA_ROOT": str(data_root),
+        **settings,
     }
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

@@ -1,0 +1,1 @@
+"""One module per stage; each exposes plain functions that the Celery tasks call."""

@@ -1,0 +1,205 @@
+"""Ingest one recording: from a local file to a playable, reviewable sample.
+
+The same audio stays one sample: a source already ingested (same video id, same path) or
+the same bytes (same sha256) is reported as a duplicate. A new recording gets, with one
+ffmpeg pass, its processing master, browser rendition and waveform peaks under
+`samples/<sample id>/`, and — when subtitles came with it — its first transcript revision.
+The files are made in a scratch folder and moved into place just before the database row is
+committed, so a failure or a kill leaves nothing half-made: a rerun clears the scratch and,
+because the sample id follows from the source, replaces any folder left by a killed attempt.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ra_app.extensions import db
+from ra_app.models import Origin, Sample, Source, SourceKind, TranscriptRevision
+from ra_app.states import ProcessingState
+
+from .. import media
+from ..errors import PermanentError
+from ..storage import local_storage
+from ..subtitles import SubtitleError, load_subtitle_file
+
+SAMPLE_NAMESPACE = uuid.UUID("6f1f0c1e-5d0b-4c4e-9d7a-2b8f6c1d9e30")
+
+
+@dataclass
+class Recording:
+    """A piece of audio to ingest, with what is known about where it came from."""
+
+    path: str
+    kind: SourceKind
+    external_id: str  # video id, absolute file path, or "archive key/member"
+    title: str | None = None
+    url: str | None = None
+    channel: str | None = None
+    language: str | None = None
+    info: dict = field(default_factory=dict)
+    subtitles_path: str | None = None
+    subtitles_origin: Origin | None = None
+
+    @property
+    def subject(self) -> str:
+        """The claim key: one ingest of one source at a time."""
+        return f"{self.kind}:{self.external_id}"[:512]
+
+    def to_json(self) -> dict:
+        return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Recording:
+        data = dict(data)
+        data["kind"] = SourceKind(data["kind"])
+        if data.get("subtitles_origin"):
+            data["subtitles_origin"] = Origin(data["subtitles_origin"])
+        return cls(**data)
+
+
+@dataclass
+class Outcome:
+    """One line of an ingest summary."""
+
+    status: str  # created | duplicate | would_create
+    label: str
+    message: str
+    sample_id: str | None = None
+
+
+def sample_id_for(recording: Recording) -> uuid.UUID:
+    return uuid.uuid5(SAMPLE_NAMESPACE, recording.subject)
+
+
+def find_existing(recording: Recording, checksum: str | None = None) -> Sample | None:
+    by_source = db.session.scalar(
+        sa.select(Sample)
+        .join(Source)
+        .where(Source.kind == recording.kind, Source.external_id == recording.external_id)
+    )
+    if by_source is not None or checksum is None:
+        return by_source
+    return db.session.scalar(sa.select(Sample).where(Sample.checksum_sha256 == checksum))
+
+
+def duplicate(recording: Recording, existing: Sample) -> Outcome:
+    return Outcome(
+        "duplicate",
+        recording.external_id,
+        f"already ingested as sample {existing.id} ({existing.title or 'untitled'})",
+        str(existing.id),
+    )
+
+
+def read_subtitles(recording: Recording) -> list | None:
+    if not recording.subtitles_path:
+        return None
+    try:
+        return load_subtitle_file(recording.subtitles_path) or None
+    except SubtitleError as error:
+        raise PermanentError(f"subtitles unreadable: {error}", code="bad_subtitles") from error
+
+
+def media_error(error: media.MediaError) -> PermanentError:
+    return PermanentError(str(error), code=error.code)
+
+
+def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
+    """Ingest `recording`; raise PermanentError for input that can never become a sample."""
+    existing = find_existing(recording)
+    if existing is not None:
+        return duplicate(recording, existing)
+    path = Path(recording.path)
+    if not path.is_file():
+        raise PermanentError(f"no such file: {path}", code="missing")
+    checksum = media.sha256_file(path)
+    existing = find_existing(recording, checksum)
+    if existing is not None:
+        return duplicate(recording, existing)
+    min_s = current_app.config["MIN_CLIP_SECONDS"]
+    sentences = read_subtitles(recording)
+    if dry_run:
+        try:
+            info = media.probe(path, min_duration_s=min_s)
+        except media.MediaError as error:
+            raise media_error(error) from error
+        return Outcome("would_create", recording.external_id, f"{info.duration_s or 0:.1f} s")
+
+    storage = local_storage(current_app.config)
+    sample_id = sample_id_for(recording)
+    scratch = storage.scratch_dir(f"ingest-{sample_id}")
+    final_key = f"samples/{sample_id}"
+    placed = False
+    try:
+        try:
+            result = media.convert(path, scratch, min_duration_s=min_s)
+        except media.MediaError as error:
+            raise media_error(error) from error
+        sample = save_sample(recording, sample_id, final_key, result, checksum, sentences)
+        storage.place_dir(scratch, final_key)
+        placed = True
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # The same bytes were committed by a concurrent ingest of another path.
+        db.session.rollback()
+        if placed:
+            storage.delete_tree(final_key)
+        existing = find_existing(recording, checksum)
+        if existing is None:
+            raise
+        return duplicate(recording, existing)
+    except BaseException:
+        db.session.rollback()
+        if placed:
+            storage.delete_tree(final_key)
+        raise
+    finally:
+        storage.delete_tree(f"tmp/ingest-{sample_id}")
+    transcript = f", {len(sentences)} subtitle sentences" if sentences else ""
+    return Outcome(
+        "created",
+        recording.external_id,
+        f"{sample.duration_s:.1f} s{transcript}",
+        str(sample.id),
+    )
+
+
+def save_sample(recording, sample_id, key, result, checksum, sentences) -> Sample:
+    source = db.session.scalar(
+        sa.select(Source).where(
+            Source.kind == recording.kind, Source.external_id == recording.external_id
+        )
+    ) or Source(kind=recording.kind, external_id=recording.external_id)
+    source.url = recording.url
+    source.title = recording.title
+    source.channel = recording.channel
+    source.info = recording.info
+    sample = Sample(
+        id=sample_id,
+        source=source,
+        title=recording.title or Path(recording.path).stem,
+        language=recording.language,
+        duration_s=round(result.duration_s, 3),
+        checksum_sha256=checksum,
+        master_path=f"{key}/{media.MASTER_NAME}",
+        rendition_path=f"{key}/{media.RENDITION_NAME}",
+        peaks_path=f"{key}/{media.PEAKS_NAME}",
+        processing_state=ProcessingState.INGESTED,
+    )
+    db.session.add(sample)
+    if sentences:
+        db.session.add(
+            TranscriptRevision(
+                sample=sample,
+                version=1,
+                origin=recording.subtitles_origin,
+                sentences=sentences,
+            )
+        )
+    db.session.flush()  # a duplicate checksum fails here, before the files are placed
+    return sample
