@@ -98,8 +98,10 @@ class Config:
     S3_SECRET_KEY = env("S3_SECRET_KEY")
     S3_BUCKET = env("S3_BUCKET")
 
-    # Ingestion: shortest clip worth reviewing, and the YouTube download folder (under DATA_ROOT).
+    # Ingestion: the shortest clip worth reviewing; yt-dlp's network patience.
     MIN_CLIP_SECONDS = env_float("MIN_CLIP_SECONDS", 1.0)
+    YTDLP_SOCKET_TIMEOUT = env_float("YTDLP_SOCKET_TIMEOUT", 30.0)
+    YTDLP_RETRIES = env_int("YTDLP_RETRIES", 10)
 
     # Sign-in throttling: after this many wrong passwords the account is locked a while.
     LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)

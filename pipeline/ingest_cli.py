@@ -18,6 +18,8 @@ from celery.result import AsyncResult
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ra_app.models import SourceKind
+
 from .errors import StageError, is_permanent
 from .stages.ingest import Recording, ingest
 from .stages.local_files import find_media, recording_for_file
@@ -136,3 +138,106 @@ def archive_command(location: str):
     from .tasks import ingest_archive
 
     print_summary(run_tasks("Ingesting archive", ingest_archive, [(location, (location,))]))
+
+
+def youtube_refs(urls, cookies, max_videos) -> tuple[list, list[Line]]:
+    """Expand video, playlist and channel URLs into videos; a bad URL becomes a line."""
+    from .stages import youtube
+
+    refs, lines, seen = [], [], set()
+    for url in urls:
+        remaining = max_videos - len(refs) if max_videos else None
+        if remaining == 0:
+            break
+        try:
+            found = youtube.expand(url, cookies=cookies, max_videos=remaining)
+        except StageError as error:
+            kind = "permanent" if is_permanent(error) else "transient"
+            lines.append(Line("failed", url, f"[{kind}] {error}", getattr(error, "code", None)))
+            continue
+        for ref in found:
+            if ref.video_id not in seen:
+                seen.add(ref.video_id)
+                refs.append(ref)
+    return refs, lines
+
+
+def youtube_dry_run(refs, cookies, require_transcript) -> list[Line]:
+    from .stages import youtube
+    from .stages.ingest import find_existing
+
+    lines = []
+    for ref in refs:
+        known = Recording(path="", kind=SourceKind.YOUTUBE, external_id=ref.video_id)
+        if find_existing(known) is not None:
+            lines.append(Line("duplicate", ref.video_id, "already ingested"))
+            continue
+        try:
+            info = youtube.inspect(ref, cookies=cookies, require_transcript=require_transcript)
+        except youtube.NoTranscript as skipped:
+            lines.append(Line("skipped", ref.video_id, str(skipped)))
+        except StageError as error:
+            lines.append(Line("failed", ref.video_id, str(error), getattr(error, "code", None)))
+        else:
+            choice = youtube.choose_subtitles(info)
+            subs = f"{choice[1]} {choice[0]} subtitles" if choice else "no subtitles"
+            lines.append(Line("would_create", ref.video_id, f"{info.get('title')} ({subs})"))
+    return lines
+
+
+def reimport_lines(urls, require_transcript: bool, dry_run: bool) -> list[Line]:
+    """--skip-download: the videos recorded in metadata.jsonl by earlier runs."""
+    from .stages import youtube
+    from .tasks import youtube_download_dir
+
+    download_dir = youtube_download_dir()
+    records = youtube.read_metadata(download_dir)
+    if urls:
+        wanted = set(urls)
+        records = [r for r in records if r["id"] in wanted or r.get("url") in wanted]
+    lines, recordings = [], []
+    for record in records:
+        if require_transcript and not record.get("subtitle_file"):
+            lines.append(Line("skipped", record["id"], "no subtitles were downloaded"))
+        else:
+            recordings.append(youtube.recording_from_metadata(record, download_dir))
+    if not records:
+        lines.append(Line("failed", str(download_dir), "no earlier downloads recorded there"))
+    return lines + ingest_recordings(recordings, dry_run)
+
+
+@ingest_cli.command("youtube")
+@click.argument("urls", nargs=-1)
+@click.option(
+    "--require-transcript/--no-require-transcript",
+    default=True,
+    show_default=True,
+    help="Skip videos without Vietnamese or English subtitles.",
+)
+@click.option("--skip-download", is_flag=True, help="Re-import earlier downloads (metadata.jsonl).")
+@click.option("--dry-run", is_flag=True, help="Look the videos up; download and write nothing.")
+@click.option("--max-videos", type=click.IntRange(min=1), help="At most this many videos.")
+@click.option(
+    "--cookies",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A Netscape cookies.txt, for videos behind a sign-in or a bot check.",
+)
+@with_appcontext
+def youtube_command(urls, require_transcript, skip_download, dry_run, max_videos, cookies):
+    """Ingest YouTube videos, playlists and channels: best audio, metadata, subtitles."""
+    from dataclasses import asdict
+
+    from .tasks import ingest_youtube
+
+    if skip_download:
+        print_summary(reimport_lines(urls, require_transcript, dry_run))
+        return
+    if not urls:
+        raise click.UsageError("give at least one URL (or --skip-download)")
+    refs, lines = youtube_refs(urls, cookies, max_videos)
+    if dry_run:
+        lines += youtube_dry_run(refs, cookies, require_transcript)
+    elif refs:
+        calls = [(ref.video_id, (asdict(ref), cookies, require_transcript)) for ref in refs]
+        lines += run_tasks("Downloading", ingest_youtube, calls)
+    print_summary(lines)

@@ -15,9 +15,12 @@ from celery import shared_task
 from celery.utils.log import get_task_logger
 from flask import current_app
 
+from ra_app.models import SourceKind
+
 from .errors import PermanentError, is_permanent
 from .jobs import ClaimTaken, stage_run, worker_name
-from .stages.ingest import Recording, ingest
+from .stages import youtube
+from .stages.ingest import Recording, duplicate, find_existing, ingest
 from .stages.local_files import ingest_archive_members
 from .storage import local_storage, s3_storage
 
@@ -77,6 +80,34 @@ def ingest_recording(self, recording: dict):
     """Ingest one local file (a YouTube download, an upload, an archive member)."""
     rec = Recording.from_json(recording)
     return run_claimed(self, "ingest", rec.subject, ingest_body(rec))
+
+
+def youtube_download_dir() -> Path:
+    return local_storage(current_app.config).path("downloads/youtube")
+
+
+@shared_task(bind=True, name="pipeline.ingest.youtube", soft_time_limit=3600, time_limit=3700)
+def ingest_youtube(self, ref: dict, cookies: str | None = None, require_transcript: bool = True):
+    """Download one YouTube video (audio and subtitles) and ingest it."""
+    video = youtube.VideoRef(**ref)
+
+    def body(run):
+        known = Recording(path="", kind=SourceKind.YOUTUBE, external_id=video.video_id)
+        existing = find_existing(known)
+        if existing is not None:  # never download a video twice
+            return asdict(duplicate(known, existing))
+        try:
+            recording = youtube.download(
+                video,
+                youtube_download_dir(),
+                cookies=cookies,
+                require_transcript=require_transcript,
+            )
+        except youtube.NoTranscript as skipped:
+            return {"status": "skipped", "label": video.video_id, "message": str(skipped)}
+        return ingest_body(recording)(run)
+
+    return run_claimed(self, "ingest", f"{SourceKind.YOUTUBE}:{video.video_id}", body)
 
 
 @shared_task(

@@ -30,7 +30,7 @@ def tone(path: Path, seconds: float = 3.0, freq: int = 440, channels: int = 2) -
 def speechlike(path: Path, seconds: float, freq: int = 220) -> Path:
     """Tone bursts separated by silences, shaped roughly like speech with pauses."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    expr = f"0.5*sin(2*PI*{freq}*t)*(mod(t,4)<3)"
+    expr = rf"0.5*sin(2*PI*{freq}*t)*lt(mod(t\,4)\,3)"
     ffmpeg("-f", "lavfi", "-i", f"aevalsrc={expr}:s=16000:d={seconds}", str(path))
     return path
 

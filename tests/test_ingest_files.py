@@ -43,6 +43,7 @@ def summary(output: str) -> dict[str, str]:
             "duplicate",
             "failed",
             "would_create",
+            "skipped",
             "busy",
             "retrying",
         }:
