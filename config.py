@@ -103,6 +103,13 @@ class Config:
     YTDLP_SOCKET_TIMEOUT = env_float("YTDLP_SOCKET_TIMEOUT", 30.0)
     YTDLP_RETRIES = env_int("YTDLP_RETRIES", 10)
 
+    # Review: long recordings are cut into windows so several people can work on one; a
+    # claimed task is held this long after the reviewer's last activity.
+    REVIEW_WINDOW_SECONDS = env_int("REVIEW_WINDOW_SECONDS", 300)
+    REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 30 * 60)
+    SEGMENT_MIN_SECONDS = env_float("SEGMENT_MIN_SECONDS", 10.0)
+    SEGMENT_MAX_SECONDS = env_float("SEGMENT_MAX_SECONDS", 30.0)
+
     # Sign-in throttling: after this many wrong passwords the account is locked a while.
     LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 15 * 60)

@@ -116,13 +116,19 @@ DEMO_USERS = (
 
 
 @click.command("demo")
+@click.option("--no-batch", is_flag=True, help="Only the accounts, not the demo recordings.")
 @with_appcontext
-def demo_command():
-    """Create the demo accounts of the embedded mode (never in production)."""
+def demo_command(no_batch: bool):
+    """Create the demo accounts and the demo batch of the embedded mode (never in production)."""
+    from .demo import load_demo_batch
+
     if current_app.config.get("PRODUCTION"):
         raise click.ClickException("the demo data is for the embedded mode, not production")
+    users = {}
     for email, password, role in DEMO_USERS:
-        user = find_user(email)
-        if user is None:
-            create_user(email, password, role)
+        users[role] = find_user(email) or create_user(email, password, role)
         click.echo(f"  {role.value:<9} {email:<22} password: {password}")
+    if not no_batch:
+        click.echo("Demo batch:")
+        for line in load_demo_batch(users[Role.REVIEWER]):
+            click.echo(f"  {line}")

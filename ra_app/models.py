@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
@@ -24,6 +24,13 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 with the zone; SQLite hands datetimes back without one, and they are UTC."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def enum_type(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
@@ -54,6 +61,7 @@ class Origin(enum.StrEnum):
     GEMINI_REPAIR = "gemini_repair"
     HUMAN = "human"
     WHISPERX = "whisperx"
+    IMPORTED = "imported"  # machine output brought in from files (the demo batch, older tools)
 
 
 class JobStatus(enum.StrEnum):
@@ -203,6 +211,16 @@ class RevisionMixin:
         sa.DateTime(timezone=True), default=utcnow, server_default=sa.func.now(), index=True
     )
 
+    @declared_attr
+    def assignment_id(cls) -> Mapped[uuid.UUID | None]:  # noqa: N805
+        """The review task a human revision was submitted from."""
+        # use_alter: assignments point back at revisions (their base), a cycle of keys.
+        return mapped_column(sa.ForeignKey("assignments.id", use_alter=True))
+
+    @declared_attr
+    def author(cls) -> Mapped[User | None]:  # noqa: N805
+        return relationship("User")
+
 
 class TranscriptRevision(RevisionMixin, db.Model):
     __tablename__ = "transcript_revisions"
@@ -230,6 +248,7 @@ class TranslationRevision(RevisionMixin, db.Model):
     )
 
     sample: Mapped[Sample] = relationship()
+    transcript: Mapped[TranscriptRevision | None] = relationship()
 
 
 class WordAlignment(db.Model):
@@ -363,10 +382,20 @@ class Assignment(Timestamped, db.Model):
     window_start_s: Mapped[float] = mapped_column(sa.Float, default=0.0)
     window_end_s: Mapped[float | None] = mapped_column(sa.Float)
     reviewer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))  # NULL: pool
+    # A task taken from the shared pool goes back to the pool when its lease expires.
+    from_pool: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     status: Mapped[AssignmentStatus] = mapped_column(
         enum_type(AssignmentStatus, "assignment_status"), default=AssignmentStatus.PENDING
     )
     lease_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # The revisions the reviewer started from: a submit whose window changed since is stale.
+    base_transcript_revision_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("transcript_revisions.id")
+    )
+    base_translation_revision_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("translation_revisions.id")
+    )
+    progress: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
     # Drafts live with the task so a reload or a server restart loses nothing typed.
     draft: Mapped[dict | None] = mapped_column(JSONDoc)
     draft_saved_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -8,5 +8,5 @@ export FLASK_APP=ra_app
 .venv/bin/flask db upgrade
 echo "Demo accounts:"
 .venv/bin/flask demo
-echo "Open http://127.0.0.1:5000 and sign in with one of the accounts above."
+echo "Open http://127.0.0.1:${PORT:-5000} and sign in as the demo reviewer to start reviewing."
 exec .venv/bin/flask run --host 127.0.0.1 --port "${PORT:-5000}"

@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -102,7 +103,9 @@ def build_url(app, rule):
     values = {}
     for name in rule.arguments:
         converter = rule._converters[name].__class__.__name__
-        values[name] = {"IntegerConverter": 1, "UUIDConverter": "0" * 32}.get(converter, "x")
+        values[name] = {"IntegerConverter": 1, "UUIDConverter": str(uuid.UUID(int=1))}.get(
+            converter, "x"
+        )
     with app.test_request_context():
         return url_for(rule.endpoint, **values)
 

@@ -58,11 +58,19 @@ def test_commands_on_an_unknown_user_fail_clearly(runner):
     assert bad_role.exit_code != 0
 
 
-def test_demo_creates_the_demo_accounts_once(app, runner, auth):
+def test_demo_creates_accounts_and_a_batch_to_review_once(app, runner, auth, client):
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
     second = runner.invoke(args=["demo"])
-    assert second.exit_code == 0
+    assert second.exit_code == 0 and second.output.count("already there") == 3
     assert set(users(app)) == {"admin@demo.local", "reviewer@demo.local"}
     assert "password:" in first.output
-    assert auth.login("admin@demo.local", "demo-admin-pass").status_code == 302
+    with app.app_context():
+        from ra_app.models import Assignment, TaskType
+
+        tasks = db.session.scalars(sa.select(Assignment)).all()
+        assert sorted(t.task_type for t in tasks) == sorted(TaskType)
+        assert {t.reviewer.email for t in tasks} == {"reviewer@demo.local"}
+    assert auth.login("reviewer@demo.local", "demo-reviewer-pass").status_code == 302
+    queue = client.get("/").get_data(as_text=True)
+    assert "Demo · review laptop" in queue and "Demo · họp team" in queue

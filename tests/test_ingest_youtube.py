@@ -12,7 +12,8 @@ from ra_app.extensions import db
 from ra_app.models import FailureClass, JobRun, JobStatus, Origin, Sample, TranscriptRevision
 
 from .test_ingest_files import summary
-from .ytserver import fake_site, sample_vtt, write_netscape_cookie_file  # noqa: F401
+from .ytserver import fake_site as fake_site  # noqa: F401  (fixture)
+from .ytserver import sample_vtt, write_netscape_cookie_file
 
 VI = sample_vtt("Xin chào các bạn.", "Hôm nay mình review cái laptop này.", cue_seconds=1.0)
 EN = sample_vtt("Hello everyone.", "Today I review this laptop.", cue_seconds=1.0)

@@ -1,10 +1,131 @@
-from flask import render_template
+from pathlib import Path
+
+from flask import (
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    send_from_directory,
+    url_for,
+)
 from flask_login import current_user
 
-from . import bp
+from ..extensions import db
+from ..models import Assignment, TaskType
+from . import bp, media
 from .services import my_queue
+from .tasks import claim_next
+from .work import TaskError, save_draft, submit, task_data, touch
+
+VENDOR = {
+    # url prefix -> folder of an npm package's built files (installed by scripts/setup.sh)
+    "wavesurfer": Path(__file__).resolve().parents[2] / "node_modules/wavesurfer.js/dist",
+}
 
 
 @bp.route("/")
 def home():
-    return render_template("review/queue.html", queue=my_queue(current_user.id))
+    return render_template(
+        "review/queue.html", queue=my_queue(current_user.id), task_types=list(TaskType)
+    )
+
+
+@bp.route("/tasks/next", methods=["POST"])
+def start_next():
+    task_type = request.form.get("task_type") or None
+    if task_type not in (None, *[t.value for t in TaskType]):
+        abort(400)
+    task = claim_next(current_user, TaskType(task_type) if task_type else None)
+    if task is None:
+        flash("No task is waiting for you right now.", "info")
+        return redirect(url_for("review.home"))
+    return redirect(url_for("review.task_page", task_id=task.id))
+
+
+def load_task(task_id) -> Assignment:
+    """The task, if this user may see it: its reviewer, or an admin."""
+    task = db.session.get(Assignment, task_id)
+    if task is None:
+        abort(404)
+    if task.reviewer_id != current_user.id and not current_user.is_admin:
+        abort(403)
+    return task
+
+
+def task_urls(task: Assignment) -> dict:
+    return {
+        name: url_for(f"review.task_{name}", task_id=task.id)
+        for name in ("audio", "peaks", "draft", "submit", "touch")
+    } | {"queue": url_for("review.home")}
+
+
+@bp.route("/tasks/<uuid:task_id>")
+def task_page(task_id):
+    task = load_task(task_id)
+    data = task_data(task, current_user, task_urls(task))
+    return render_template("review/task.html", task=task, data=data)
+
+
+@bp.route("/tasks/<uuid:task_id>/audio")
+def task_audio(task_id):
+    task = load_task(task_id)
+    # conditional=True answers Range requests with 206 and partial content.
+    return send_file(
+        media.task_audio_path(task), mimetype="audio/mp4", conditional=True, max_age=3600
+    )
+
+
+@bp.route("/tasks/<uuid:task_id>/peaks")
+def task_peaks(task_id):
+    task = load_task(task_id)
+    max_points = min(max(request.args.get("max_points", 20000, type=int), 100), 200000)
+    response = jsonify(media.task_peaks(task, max_points))
+    response.cache_control.private = True
+    response.cache_control.max_age = 3600
+    return response
+
+
+def json_call(action, task_id):
+    task = load_task(task_id)
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return jsonify(error="invalid", message="The request had no JSON body."), 400
+    try:
+        return jsonify(action(task, current_user, payload))
+    except TaskError as error:
+        db.session.rollback()
+        kind = type(error).__name__.lower()
+        return jsonify(error=kind, message=str(error), **error.details), error.status
+
+
+@bp.route("/tasks/<uuid:task_id>/draft", methods=["POST"])
+def task_draft(task_id):
+    return json_call(save_draft, task_id)
+
+
+def submit_and_confirm(task, user, payload):
+    result = submit(task, user, payload)
+    flash(f"Submitted: {task.sample.title}, {task.task_type.value.replace('_', ' ')}.", "success")
+    return result
+
+
+@bp.route("/tasks/<uuid:task_id>/submit", methods=["POST"])
+def task_submit(task_id):
+    return json_call(submit_and_confirm, task_id)
+
+
+@bp.route("/tasks/<uuid:task_id>/touch", methods=["POST"])
+def task_touch(task_id):
+    return json_call(lambda task, user, payload: touch(task, user), task_id)
+
+
+@bp.route("/vendor/<package>/<path:filename>")
+def vendor(package, filename):
+    folder = VENDOR.get(package)
+    if folder is None or not filename.endswith(".js"):
+        abort(404)
+    # send_from_directory refuses paths that leave the folder.
+    return send_from_directory(folder, filename, mimetype="text/javascript", max_age=86400)

@@ -1,0 +1,264 @@
+"""The demo batch of the embedded mode: three short code-switched recordings the product
+speaks itself (espeak-ng, Vietnamese and English voices), each with a machine draft that
+has the kind of mistakes reviewers fix, assigned to the demo reviewer — one task of each
+type, so a newcomer is reviewing within a minute."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import uuid
+import wave
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from pipeline.stages.ingest import Recording, ingest
+
+from .extensions import db
+from .models import Origin, Sample, Segment, SourceKind, TaskType, User
+from .review.tasks import create_tasks
+from .revisions import latest_transcript, latest_translation, rows_of, write_revisions
+from .states import ProcessingState, transition
+
+GAP_S = 0.6
+RATE = 16000
+
+# (voice, what is said, the machine draft's text or None if right, translation, flags)
+LAPTOP = [
+    (
+        "vi",
+        "Xin chào các bạn, hôm nay mình sẽ review cái laptop này.",
+        "Xin chào các bạn, hôm nay mình sẽ ri viu cái láp tóp này.",
+        "",
+        [],
+    ),
+    (
+        "vi",
+        "Nói chung là performance khá ổn, pin dùng được cả ngày.",
+        "Nói chung là pơ phóc mần khá ổn, pin dùng được cả ngày.",
+        "",
+        [],
+    ),
+    ("en", "The screen is bright and the keyboard feels great.", None, "", []),
+    (
+        "vi",
+        "Nhưng mà giá hơi cao so với các bạn sinh viên.",
+        "Nhưng mà giá hơi cao so với các bạn sinh viên",
+        "",
+        [],
+    ),
+    (
+        "vi",
+        "Nếu thấy video hay thì nhớ subscribe nhé.",
+        "Nếu thấy video hay thì nhớ sub cờ rai nhé.",
+        "",
+        [],
+    ),
+]
+MEETING = [
+    (
+        "vi",
+        "Deadline của project là thứ sáu tuần này.",
+        None,
+        "Hạn chót của dự án là thứ sáu tuần này.",
+        [],
+    ),
+    (
+        "vi",
+        "Anh ấy đang đi meeting với khách hàng.",
+        None,
+        "Anh ấy đang đi meeting với khách hàng.",
+        ["english_untranslated: meeting"],
+    ),
+    (
+        "en",
+        "Let's check the report before lunch.",
+        None,
+        "Hãy kiểm tra báo cáo trước bữa trưa.",
+        [],
+    ),
+    ("vi", "Team mình cần thêm hai người nữa.", None, "", ["empty_translation"]),
+]
+PODCAST = [
+    (
+        "vi",
+        "Chào mừng các bạn quay trở lại với podcast của tụi mình.",
+        None,
+        "Chào mừng các bạn quay trở lại với chương trình của chúng tôi.",
+        [],
+    ),
+    (
+        "vi",
+        "Hôm nay chủ đề là làm việc remote ở Việt Nam.",
+        None,
+        "Hôm nay chủ đề là làm việc từ xa ở Việt Nam.",
+        [],
+    ),
+    (
+        "en",
+        "Working from home has changed everything.",
+        None,
+        "Làm việc tại nhà đã thay đổi mọi thứ.",
+        [],
+    ),
+    (
+        "vi",
+        "Nhiều công ty startup cho nhân viên làm hybrid.",
+        None,
+        "Nhiều công ty khởi nghiệp cho nhân viên làm việc kết hợp.",
+        [],
+    ),
+    (
+        "vi",
+        "Mình thì thích đi cafe để làm việc cho có không khí.",
+        None,
+        "Tôi thì thích đi quán cà phê để làm việc cho có không khí.",
+        [],
+    ),
+    (
+        "en",
+        "But the wifi is not always reliable.",
+        None,
+        "Nhưng wifi không phải lúc nào cũng ổn định.",
+        [],
+    ),
+    (
+        "vi",
+        "Còn các bạn thì sao, comment cho tụi mình biết nhé.",
+        None,
+        "Còn các bạn thì sao, bình luận cho chúng tôi biết nhé.",
+        [],
+    ),
+    (
+        "vi",
+        "Tuần sau tụi mình sẽ nói về chuyện học tiếng Anh.",
+        None,
+        "Tuần sau chúng tôi sẽ nói về chuyện học tiếng Anh.",
+        [],
+    ),
+    ("en", "See you next week, bye bye.", None, "Hẹn gặp lại tuần sau, tạm biệt.", []),
+]
+DEMO = [
+    ("Demo · review laptop", LAPTOP, TaskType.TRANSCRIPT_CORRECTION),
+    ("Demo · họp team", MEETING, TaskType.TRANSLATION_REVIEW),
+    ("Demo · podcast làm việc remote", PODCAST, TaskType.AUDIO_SEGMENTATION),
+]
+VOICES = {"vi": "vi", "en": "en-us"}
+
+
+def speak(lines, folder: Path) -> tuple[Path, list[dict]]:
+    """One WAV of the lines with pauses between them, and each line's start and end."""
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("the demo needs espeak-ng (scripts/setup.sh installs it)")
+    parts, rows, clock = [], [], 0.3
+    silence = b"\0\0" * int(RATE * GAP_S)
+    for index, (voice, said, *_rest) in enumerate(lines):
+        raw = folder / f"line{index}.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", VOICES[voice], "-s", "150", "-w", str(raw), said],
+            check=True,
+            capture_output=True,
+        )
+        pcm = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-i",
+                str(raw),
+                "-ac",
+                "1",
+                "-ar",
+                str(RATE),
+                "-f",
+                "s16le",
+                "-",
+            ],
+            check=True,
+            capture_output=True,
+        ).stdout
+        length = len(pcm) / 2 / RATE
+        rows.append({"start": round(clock, 3), "end": round(clock + length, 3)})
+        parts += [pcm, silence]
+        clock += length + GAP_S
+    path = folder / "speech.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(silence[: int(RATE * 0.3) * 2] + b"".join(parts))
+    return path, rows
+
+
+def machine_rows(lines, times) -> list[dict]:
+    return [
+        {**time, "text": draft or said, "translation": translation, "flags": list(flags)}
+        for (_voice, said, draft, translation, flags), time in zip(lines, times, strict=True)
+    ]
+
+
+def demo_segments(sample: Sample, rows: list[dict]) -> None:
+    """Segments as a first cut would make them: the second one too short to keep."""
+    cuts = [rows[0]["start"], rows[2]["end"], rows[3]["end"], rows[-1]["end"]]
+    for position, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        inside = [r for r in rows if start <= (r["start"] + r["end"]) / 2 < end]
+        db.session.add(
+            Segment(
+                sample_id=sample.id,
+                position=position,
+                start_s=start,
+                end_s=end,
+                text=" ".join(r["text"] for r in inside),
+                translation=" ".join(r["translation"] for r in inside),
+                transcript_revision_id=latest_transcript(sample.id).id,
+                translation_revision_id=latest_translation(sample.id).id,
+            )
+        )
+
+
+def load_demo_batch(reviewer: User) -> list[str]:
+    """Create the demo recordings and tasks once; returns a line per recording."""
+    report = []
+    for title, lines, task_type in DEMO:
+        external_id = f"demo/{title}"
+        exists = db.session.scalar(sa.select(Sample).where(Sample.title == title))
+        if exists is not None:
+            report.append(f"{title}: already there")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            path, times = speak(lines, Path(tmp))
+            outcome = ingest(
+                Recording(
+                    path=str(path), kind=SourceKind.FILE, external_id=external_id, title=title
+                )
+            )
+        sample = db.session.get(Sample, uuid.UUID(outcome.sample_id))
+        rows = machine_rows(lines, times)
+        with_translation = task_type is not TaskType.TRANSCRIPT_CORRECTION
+        write_revisions(
+            sample,
+            rows,
+            origin=Origin.IMPORTED,
+            with_translation=with_translation,
+            model_name="demo script",
+        )
+        transition(sample, ProcessingState.TRANSCRIBED)
+        if task_type is TaskType.AUDIO_SEGMENTATION:
+            # The demo's third recording stands for one whose text was already reviewed.
+            for state in (
+                ProcessingState.IN_REVIEW,
+                ProcessingState.REVIEWED,
+                ProcessingState.SEGMENTED,
+            ):
+                transition(sample, state)
+            db.session.flush()
+            demo_segments(
+                sample, rows_of(latest_transcript(sample.id), latest_translation(sample.id))
+            )
+        db.session.flush()
+        create_tasks(sample, task_type, reviewer=reviewer)
+        db.session.commit()  # the sample row was committed by ingest; tasks and text now
+        report.append(f"{title}: {task_type.value.replace('_', ' ')} task for {reviewer.email}")
+    return report

@@ -1,0 +1,168 @@
+"""Review tasks: creating them over windows of a recording, claiming the next one with a
+lease, and returning expired ones to the pool."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..extensions import db
+from ..models import Assignment, AssignmentStatus, Sample, TaskType, User, utcnow
+from ..revisions import latest_transcript, latest_translation
+from ..states import ProcessingState, can_transition, transition
+
+TEXT_TASKS = (TaskType.TRANSCRIPT_CORRECTION, TaskType.TRANSLATION_REVIEW)
+
+
+def windows_of(duration_s: float, window_s: float) -> list[tuple[float, float | None]]:
+    """[start, end) windows covering the recording; the last one runs to the end, and a
+    recording barely longer than one window stays one task."""
+    if window_s <= 0 or duration_s <= window_s * 1.2:
+        return [(0.0, None)]
+    count = math.ceil(duration_s / window_s - 0.2)
+    return [(k * window_s, (k + 1) * window_s if k < count - 1 else None) for k in range(count)]
+
+
+def create_tasks(
+    sample: Sample,
+    task_type: TaskType,
+    *,
+    reviewer: User | None = None,
+    batch_id: int | None = None,
+    window_s: float | None = None,
+) -> list[Assignment]:
+    """One task per window; `reviewer=None` puts them in the shared pool."""
+    if window_s is None:
+        window_s = current_app.config["REVIEW_WINDOW_SECONDS"]
+    transcript = latest_transcript(sample.id)
+    translation = latest_translation(sample.id)
+    tasks = [
+        Assignment(
+            sample=sample,
+            task_type=task_type,
+            batch_id=batch_id,
+            reviewer_id=reviewer.id if reviewer else None,
+            window_start_s=start,
+            window_end_s=end,
+            status=AssignmentStatus.PENDING,
+            base_transcript_revision_id=transcript.id if transcript else None,
+            base_translation_revision_id=translation.id if translation else None,
+        )
+        for start, end in windows_of(sample.duration_s, window_s)
+    ]
+    db.session.add_all(tasks)
+    if task_type in TEXT_TASKS and can_transition(
+        sample.processing_state, ProcessingState.IN_REVIEW
+    ):
+        transition(sample, ProcessingState.IN_REVIEW)
+    return tasks
+
+
+def lease_deadline():
+    return utcnow() + timedelta(seconds=current_app.config["REVIEW_LEASE_SECONDS"])
+
+
+def release_expired_leases() -> int:
+    """Tasks whose reviewer went quiet return to the pool (or to their assigned reviewer's
+    pending list); drafts stay with the task, so nothing typed is lost."""
+    result = db.session.execute(
+        sa.update(Assignment)
+        .where(
+            Assignment.status == AssignmentStatus.IN_PROGRESS,
+            Assignment.lease_expires_at < utcnow(),
+        )
+        .values(
+            status=AssignmentStatus.PENDING,
+            lease_expires_at=None,
+            reviewer_id=sa.case((Assignment.from_pool, None), else_=Assignment.reviewer_id),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def _candidates(user_id: int, task_type: TaskType | None):
+    query = sa.select(Assignment.id).where(
+        Assignment.status == AssignmentStatus.PENDING,
+        sa.or_(Assignment.reviewer_id == user_id, Assignment.reviewer_id.is_(None)),
+    )
+    if task_type is not None:
+        query = query.where(Assignment.task_type == task_type)
+    # The reviewer's own tasks before the pool; older work first, windows in order.
+    return query.order_by(
+        Assignment.reviewer_id.is_(None), Assignment.created_at, Assignment.window_start_s
+    ).limit(1)
+
+
+def current_task(user_id: int, task_type: TaskType | None = None) -> Assignment | None:
+    """A task the reviewer already holds (claimed, or sent back to them)."""
+    query = sa.select(Assignment).where(
+        Assignment.reviewer_id == user_id,
+        Assignment.status.in_((AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)),
+    )
+    if task_type is not None:
+        query = query.where(Assignment.task_type == task_type)
+    return db.session.scalar(query.order_by(Assignment.updated_at).limit(1))
+
+
+def claim_next(user: User, task_type: TaskType | None = None) -> Assignment | None:
+    """Give the reviewer the next task under a lease; two reviewers never get the same one.
+
+    Postgres takes the row with `FOR UPDATE SKIP LOCKED`, so concurrent claimers pass each
+    other instead of waiting. SQLite has no row locks: one conditional UPDATE claims the row
+    atomically, and a claimer that lost the race tries the next candidate.
+    """
+    release_expired_leases()
+    held = current_task(user.id, task_type)
+    if held is not None:
+        held.lease_expires_at = lease_deadline()
+        if held.status is AssignmentStatus.REJECTED:
+            held.status = AssignmentStatus.IN_PROGRESS
+        db.session.commit()
+        return held
+    if db.engine.dialect.name == "postgresql":
+        task_id = db.session.scalar(
+            _candidates(user.id, task_type).with_for_update(skip_locked=True)
+        )
+        if task_id is None:
+            db.session.commit()
+            return None
+        task = db.session.get(Assignment, task_id)
+        start(task, user)
+        db.session.commit()
+        return task
+    for _ in range(20):
+        task_id = db.session.scalar(_candidates(user.id, task_type))
+        if task_id is None:
+            db.session.commit()
+            return None
+        won = db.session.execute(
+            sa.update(Assignment)
+            .where(Assignment.id == task_id, Assignment.status == AssignmentStatus.PENDING)
+            .values(status=AssignmentStatus.IN_PROGRESS)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won:
+            task = db.session.get(Assignment, task_id)
+            db.session.refresh(task)
+            start(task, user)
+            db.session.commit()
+            return task
+        db.session.rollback()
+    return None
+
+
+def start(task: Assignment, user: User) -> None:
+    if task.reviewer_id is None:
+        task.from_pool = True
+        task.reviewer_id = user.id
+    task.status = AssignmentStatus.IN_PROGRESS
+    task.lease_expires_at = lease_deadline()
+    task.started_at = task.started_at or utcnow()
+
+
+def extend_lease(task: Assignment) -> None:
+    task.lease_expires_at = lease_deadline()

@@ -1,0 +1,171 @@
+"""Transcript and translation revisions: the current text of a sample, new versions, and
+merging a review window's edits into the whole recording.
+
+Revisions are append-only. A translation revision follows the transcript revision it names
+sentence by sentence (index for index); whoever writes a new transcript revision of a sample
+that has translations writes the matching translation revision in the same transaction, so
+the newest translation always follows the newest transcript.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .extensions import db
+from .models import Origin, Sample, TranscriptRevision, TranslationRevision
+
+MACHINE_ORIGINS = tuple(o for o in Origin if o is not Origin.HUMAN)
+
+
+def latest(model, sample_id: uuid.UUID):
+    return db.session.scalar(
+        sa.select(model).where(model.sample_id == sample_id).order_by(model.version.desc()).limit(1)
+    )
+
+
+def latest_transcript(sample_id) -> TranscriptRevision | None:
+    return latest(TranscriptRevision, sample_id)
+
+
+def latest_translation(sample_id) -> TranslationRevision | None:
+    """The newest translation, if it follows the newest transcript."""
+    transcript = latest_transcript(sample_id)
+    translation = latest(TranslationRevision, sample_id)
+    if transcript is None or translation is None:
+        return None
+    return translation if translation.transcript_revision_id == transcript.id else None
+
+
+def machine_draft(sample_id) -> TranscriptRevision | None:
+    """The newest machine transcript: what reviewers' corrections are measured against."""
+    return db.session.scalar(
+        sa.select(TranscriptRevision)
+        .where(
+            TranscriptRevision.sample_id == sample_id,
+            TranscriptRevision.origin.in_(MACHINE_ORIGINS),
+        )
+        .order_by(TranscriptRevision.version.desc())
+        .limit(1)
+    )
+
+
+def next_version(model, sample_id) -> int:
+    current = db.session.scalar(
+        sa.select(sa.func.max(model.version)).where(model.sample_id == sample_id)
+    )
+    return (current or 0) + 1
+
+
+def rows_of(transcript: TranscriptRevision | None, translation: TranslationRevision | None):
+    """Sentence rows with their translation and flags: what review forms edit."""
+    if transcript is None:
+        return []
+    by_index = {t["index"]: t for t in (translation.sentences if translation else [])}
+    rows = []
+    for index, sentence in enumerate(transcript.sentences):
+        translated = by_index.get(index, {})
+        rows.append(
+            {
+                "start": sentence["start"],
+                "end": sentence["end"],
+                "text": sentence["text"],
+                "lang_overrides": sentence.get("lang_overrides") or {},
+                "translation": translated.get("translation", ""),
+                "flags": list(translated.get("flags") or []),
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float | None  # None: to the end of the recording
+
+    def holds(self, row: dict) -> bool:
+        """A sentence belongs to the window its start falls in."""
+        return row["start"] >= self.start and (self.end is None or row["start"] < self.end)
+
+    def label(self) -> str:
+        end = "end" if self.end is None else f"{self.end:g} s"
+        return f"{self.start:g} s – {end}"
+
+
+def window_rows(rows: list[dict], window: Window) -> list[dict]:
+    return [row for row in rows if window.holds(row)]
+
+
+def merge_window(rows: list[dict], window: Window, edited: list[dict]) -> list[dict]:
+    """The whole recording's rows with the window's rows replaced by `edited`; the
+    neighbours' sentences are left exactly as they are."""
+    kept = [row for row in rows if not window.holds(row)]
+    return sorted(kept + edited, key=lambda row: (row["start"], row["end"]))
+
+
+def write_revisions(
+    sample: Sample,
+    rows: list[dict],
+    *,
+    origin: Origin,
+    with_translation: bool,
+    author_id: int | None = None,
+    assignment_id=None,
+    base_transcript: TranscriptRevision | None = None,
+    base_translation: TranslationRevision | None = None,
+    model_name: str | None = None,
+    prompt_version: str | None = None,
+    scores: dict | None = None,
+) -> tuple[TranscriptRevision, TranslationRevision | None]:
+    """Append a transcript revision (and its translation revision) made of `rows`."""
+    scores = scores or {}
+    transcript = TranscriptRevision(
+        sample=sample,
+        version=next_version(TranscriptRevision, sample.id),
+        origin=origin,
+        sentences=[
+            {
+                "start": row["start"],
+                "end": row["end"],
+                "text": row["text"],
+                **({"lang_overrides": row["lang_overrides"]} if row.get("lang_overrides") else {}),
+            }
+            for row in rows
+        ],
+        author_id=author_id,
+        assignment_id=assignment_id,
+        base_revision_id=base_transcript.id if base_transcript else None,
+        model_name=model_name,
+        prompt_version=prompt_version,
+        wer=scores.get("wer"),
+        cer=scores.get("cer"),
+    )
+    db.session.add(transcript)
+    translation = None
+    if with_translation:
+        translation = TranslationRevision(
+            sample=sample,
+            version=next_version(TranslationRevision, sample.id),
+            origin=origin,
+            sentences=[
+                {
+                    "index": index,
+                    "translation": row.get("translation", ""),
+                    **({"flags": row["flags"]} if row.get("flags") else {}),
+                }
+                for index, row in enumerate(rows)
+            ],
+            transcript=transcript,
+            author_id=author_id,
+            assignment_id=assignment_id,
+            base_revision_id=base_translation.id if base_translation else None,
+            model_name=model_name,
+            prompt_version=prompt_version,
+        )
+        db.session.add(translation)
+    flags = sum(len(row.get("flags") or []) for row in rows) if with_translation else 0
+    sample.translation_flag_count = flags
+    sample.needs_translation_review = flags > 0
+    return transcript, translation

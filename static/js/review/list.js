@@ -1,0 +1,340 @@
+// What the three editors share: a list of rows (sentences or segments) with one "current"
+// row, click-to-play, the row playing highlighted and kept in view, regions on the waveform
+// for the rows, problems shown next to rows, and an undo for structural edits.
+import { h, clear, num } from "./dom.js";
+
+const COLORS = {
+  normal: ["rgba(31, 95, 191, 0.10)", "rgba(31, 95, 191, 0.18)"],
+  playing: "rgba(255, 183, 0, 0.30)",
+  bad: "rgba(179, 38, 30, 0.28)",
+};
+
+export class ListEditor {
+  constructor(ctx, { noun = "Sentence", regionResize = false, regionLabel = null } = {}) {
+    this.ctx = ctx; // {store, data, editable, player (set later), toast, announce}
+    this.store = ctx.store;
+    this.editable = ctx.editable;
+    this.noun = noun;
+    this.regionResize = regionResize && ctx.editable;
+    this.regionLabel = regionLabel;
+    this.rowEls = new Map();
+    this.selectedId = null;
+    this.playingId = null;
+    this.undoStack = [];
+    this.problems = new Map(); // row _id -> [messages]
+    this.lastTyped = 0;
+    this.root = h("div", { class: `editor editor-${ctx.data.task.type}` });
+    this.listEl = h("ol", { class: "rows", "aria-label": `${noun}s` });
+  }
+
+  get items() {
+    return this.store.items;
+  }
+
+  get player() {
+    return this.ctx.player;
+  }
+
+  indexOfId(id) {
+    return this.items.findIndex((row) => row._id === id);
+  }
+
+  /** The row the reviewer is on: the one holding focus, else the selected, else the one playing. */
+  currentIndex() {
+    const active = document.activeElement;
+    const li = active && active.closest ? active.closest("li[data-id]") : null;
+    if (li && this.listEl.contains(li)) return this.indexOfId(li.dataset.id);
+    for (const id of [this.selectedId, this.playingId]) {
+      const i = id ? this.indexOfId(id) : -1;
+      if (i >= 0) return i;
+    }
+    if (this.player) {
+      const i = this.indexAtTime(this.player.now());
+      if (i >= 0) return i;
+    }
+    return this.items.length ? 0 : -1;
+  }
+
+  indexAtTime(t) {
+    let best = -1;
+    this.items.forEach((row, i) => {
+      const s = num(row.start);
+      const e = num(row.end);
+      if (s !== null && e !== null && t >= s && t < e && best < 0) best = i;
+    });
+    return best;
+  }
+
+  /** Rows are numbered in the order shown; each re-render rebuilds the list. */
+  render() {
+    clear(this.listEl);
+    this.rowEls.clear();
+    this.items.forEach((row, index) => {
+      const li = this.renderRow(row, index);
+      li.dataset.id = row._id;
+      li.setAttribute("aria-label", `${this.noun} ${index + 1}`);
+      if (row._id === this.selectedId) li.classList.add("selected");
+      if (row._id === this.playingId) li.classList.add("playing");
+      li.addEventListener("click", (event) => this.onRowClick(event, row._id));
+      this.rowEls.set(row._id, li);
+      this.listEl.append(li);
+      this.showRowProblems(row._id);
+    });
+    if (!this.items.length) this.listEl.append(this.emptyRow());
+    this.afterRender();
+    this.syncRegions();
+  }
+
+  emptyRow() {
+    return h("li", { class: "row empty muted", text: `No ${this.noun.toLowerCase()}s in this part.` });
+  }
+
+  afterRender() {}
+
+  onRowClick(event, id) {
+    // The row, not its fields or buttons, plays the row.
+    if (event.target.closest("input, textarea, button, select, label, a, .chips, [contenteditable]")) return;
+    const index = this.indexOfId(id);
+    if (index < 0) return;
+    this.select(index);
+    this.playRow(index);
+  }
+
+  select(index, { focus = false, play = false } = {}) {
+    const row = this.items[index];
+    if (!row) return;
+    if (this.selectedId && this.rowEls.get(this.selectedId)) this.rowEls.get(this.selectedId).classList.remove("selected");
+    this.selectedId = row._id;
+    const li = this.rowEls.get(row._id);
+    if (li) {
+      li.classList.add("selected");
+      li.scrollIntoView({ block: "nearest" });
+    }
+    if (focus) this.focusRow(index);
+    if (play) this.playRow(index);
+  }
+
+  /** Focus the row's main field (overridden by editors). */
+  focusRow(index) {
+    const li = this.rowEls.get(this.items[index]?._id);
+    li?.querySelector("textarea, input, button")?.focus({ preventScroll: false });
+  }
+
+  playRow(index) {
+    const row = this.items[index];
+    if (!row || !this.player) return;
+    const s = num(row.start);
+    const e = num(row.end);
+    if (s === null) return;
+    this.selectedId = row._id;
+    this.player.playRange(s, e !== null && e > s ? e : undefined);
+  }
+
+  move(delta) {
+    if (!this.items.length) return;
+    const current = this.currentIndex();
+    const index = Math.min(this.items.length - 1, Math.max(0, (current < 0 ? -1 : current) + delta));
+    this.select(index, { focus: true, play: true });
+  }
+
+  replay() {
+    const index = this.currentIndex();
+    if (index >= 0) this.playRow(index);
+  }
+
+  /** Called as the playhead moves (recording time). */
+  onTime(t, playing) {
+    const index = this.indexAtTime(t);
+    const id = index >= 0 ? this.items[index]._id : null;
+    if (id === this.playingId) return;
+    const old = this.playingId && this.rowEls.get(this.playingId);
+    if (old) old.classList.remove("playing");
+    this.colorRegion(this.playingId, false);
+    this.playingId = id;
+    const li = id && this.rowEls.get(id);
+    if (li) {
+      li.classList.add("playing");
+      this.colorRegion(id, true);
+      // Keep the row in view while it plays, unless the reviewer is typing elsewhere.
+      const typingElsewhere = Date.now() - this.lastTyped < 2500 && !li.contains(document.activeElement);
+      if (playing && !typingElsewhere) scrollIntoViewIfNeeded(li);
+    }
+  }
+
+  // --- regions on the waveform ---------------------------------------------------------
+
+  regionColor(row, index, playing) {
+    if (this.isBad && this.isBad(row)) return COLORS.bad;
+    if (playing) return COLORS.playing;
+    return COLORS.normal[index % 2];
+  }
+
+  colorRegion(id, playing) {
+    if (!id || !this.regionById) return;
+    const region = this.regionById.get(id);
+    const index = this.indexOfId(id);
+    if (region && index >= 0) region.setOptions({ color: this.regionColor(this.items[index], index, playing) });
+  }
+
+  attachPlayer() {
+    const regions = this.player.regions;
+    this.regionById = new Map();
+    regions.on("region-update", (region, side) => this.onRegionUpdate(region, side, false));
+    regions.on("region-updated", (region, side) => this.onRegionUpdate(region, side, true));
+    // A click on a region selects its row; wavesurfer's own click seeks to the spot.
+    regions.on("region-clicked", (region) => {
+      const index = this.indexOfId(region.id);
+      if (index >= 0) this.select(index);
+    });
+    this.syncRegions();
+  }
+
+  regionContent(row, index) {
+    const label = this.regionLabel ? this.regionLabel(row, index) : String(index + 1);
+    const el = document.createElement("div");
+    el.textContent = label;
+    Object.assign(el.style, {
+      font: "11px system-ui, sans-serif",
+      padding: "1px 4px",
+      color: "#14213d",
+      whiteSpace: "nowrap",
+      overflow: "hidden",
+      textOverflow: "ellipsis",
+      pointerEvents: "none",
+    });
+    return el;
+  }
+
+  syncRegions() {
+    if (!this.player || !this.regionById) return;
+    const regions = this.player.regions;
+    this.syncing = true;
+    regions.clearRegions();
+    this.regionById.clear();
+    this.items.forEach((row, index) => {
+      const s = num(row.start);
+      const e = num(row.end);
+      if (s === null || e === null || e <= s) return;
+      const region = regions.addRegion({
+        id: row._id,
+        start: this.player.toPlayer(s),
+        end: this.player.toPlayer(e),
+        color: this.regionColor(row, index, row._id === this.playingId),
+        drag: false,
+        resize: this.regionResize,
+        content: this.regionContent(row, index),
+        minLength: 0.05,
+      });
+      this.regionById.set(row._id, region);
+      // For tests and styling: which row a region (and its edge handles) belongs to.
+      region.element?.setAttribute("data-row", String(index + 1));
+    });
+    this.syncing = false;
+  }
+
+  /** Move one row's region to its (recording-time) start/end. */
+  updateRegion(row) {
+    const region = this.regionById?.get(row._id);
+    const s = num(row.start);
+    const e = num(row.end);
+    if (!region) {
+      if (s !== null && e !== null && e > s) this.syncRegions();
+      return;
+    }
+    if (s === null || e === null || e <= s) return;
+    const index = this.indexOfId(row._id);
+    region.setOptions({
+      start: this.player.toPlayer(s),
+      end: this.player.toPlayer(e),
+      color: this.regionColor(row, index, row._id === this.playingId),
+      content: this.regionContent(row, index),
+    });
+  }
+
+  onRegionUpdate() {}
+
+  // --- undo for split / merge / insert / delete -----------------------------------------
+
+  snapshot(label) {
+    this.undoStack.push({ label, items: structuredClone(this.items), index: this.currentIndex() });
+    if (this.undoStack.length > 50) this.undoStack.shift();
+  }
+
+  undo() {
+    const last = this.undoStack.pop();
+    if (!last) {
+      this.ctx.announce("Nothing to undo.");
+      return;
+    }
+    this.store.items = last.items;
+    this.store.changed();
+    this.render();
+    if (last.index >= 0 && last.index < this.items.length) this.select(last.index, { focus: true });
+    this.ctx.announce(`Undone: ${last.label}.`);
+  }
+
+  /** After a structural edit: save, redraw, say what happened with an Undo button. */
+  structural(label, focusIndex, focusOpts) {
+    this.store.changed();
+    this.render();
+    if (focusIndex !== undefined && focusIndex >= 0) {
+      this.select(focusIndex);
+      this.focusRow(focusIndex, focusOpts);
+    }
+    this.ctx.toast(`${label}.`, () => this.undo());
+  }
+
+  // --- problems -----------------------------------------------------------------------
+
+  setProblems(byId) {
+    this.problems = byId;
+    for (const id of this.rowEls.keys()) this.showRowProblems(id);
+  }
+
+  clearProblem(id) {
+    if (this.problems.has(id)) {
+      this.problems.delete(id);
+      this.showRowProblems(id);
+      if (!this.problems.size) this.ctx.onProblemsFixed?.();
+    }
+  }
+
+  showRowProblems(id) {
+    const li = this.rowEls.get(id);
+    if (!li) return;
+    li.querySelector(".problems")?.remove();
+    const list = this.problems.get(id);
+    li.classList.toggle("has-problem", Boolean(list && list.length));
+    if (list && list.length) {
+      li.append(h("ul", { class: "problems" }, list.map((m) => h("li", { text: m }))));
+    }
+  }
+
+  /** Map the server's "Sentence 3 …" / "Segment 3 …" messages (numbered by start) to rows. */
+  problemsFromServer(messages) {
+    const order = this.items
+      .map((row, i) => ({ row, i, s: num(row.start) ?? Infinity }))
+      .sort((a, b) => a.s - b.s || a.i - b.i);
+    const byId = new Map();
+    const general = [];
+    const re = new RegExp(`^${this.noun} (\\d+)\\b`);
+    for (const message of messages || []) {
+      const m = re.exec(message);
+      const entry = m ? order[Number(m[1]) - 1] : null;
+      if (entry) {
+        const list = byId.get(entry.row._id) || [];
+        list.push(message);
+        byId.set(entry.row._id, list);
+      } else general.push(message);
+    }
+    return { byId, general };
+  }
+}
+
+function scrollIntoViewIfNeeded(el) {
+  const rect = el.getBoundingClientRect();
+  const top = document.querySelector(".player")?.getBoundingClientRect().bottom || 0;
+  if (rect.top < top + 4 || rect.bottom > window.innerHeight - 4) {
+    el.scrollIntoView({ block: "center", behavior: "smooth" });
+  }
+}

@@ -1,0 +1,460 @@
+// The review workspace: reads the task's JSON data island, picks the editor for the task
+// type, wires the player, saving, submitting and the keyboard shortcuts.
+//
+// Test hook: window.reviewApp = {ready, wavesurfer, state, editor, player, save(), submit()};
+// `ready` resolves (and <body data-review-ready="1"> is set) once the waveform is drawn and
+// the audio can play.
+import { h, clear, fmtTime, num } from "./dom.js";
+import { Store } from "./store.js";
+import { createPlayer, SPEED_MIN, SPEED_MAX } from "./player.js";
+import { TranscriptEditor } from "./transcript.js";
+import { TranslationEditor } from "./translation.js";
+import { SegmentEditor } from "./segments.js";
+import { installShortcuts, renderShortcutList } from "./shortcuts.js";
+import { postJSON, NetworkError, answerMessage } from "./api.js";
+
+const data = JSON.parse(document.getElementById("task-data").textContent);
+const app = document.getElementById("review-app");
+const type = data.task.type;
+const editable = Boolean(data.task.editable);
+const kind = type === "audio_segmentation" ? "segments" : "sentences";
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("save-status"),
+  play: $("play"),
+  time: $("time"),
+  speed: $("speed"),
+  speedOut: $("speed-out"),
+  zoom: $("zoom"),
+  save: $("save"),
+  submit: $("submit"),
+  help: $("shortcuts"),
+  helpList: $("shortcuts-list"),
+  helpToggle: $("help-toggle"),
+  messages: $("messages"),
+  editor: $("editor"),
+  toast: $("toast"),
+  waveform: $("waveform"),
+  audio: $("audio"),
+  player: $("player"),
+};
+
+let resolveReady;
+const ready = new Promise((resolve) => {
+  resolveReady = resolve;
+});
+
+// --- messages, toast -------------------------------------------------------------------
+
+let toastTimer = null;
+function toast(text, undo) {
+  clear(ui.toast);
+  ui.toast.append(h("span", { text }));
+  if (undo) {
+    ui.toast.append(h("button", { type: "button", class: "small", text: "Undo", title: "Undo (Alt+Z)", onclick: () => { hideToast(); undo(); } }));
+  }
+  ui.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(hideToast, undo ? 8000 : 4000);
+}
+function hideToast() {
+  ui.toast.hidden = true;
+  clear(ui.toast);
+}
+
+/** A message block at the top of the workspace; same id replaces. */
+function showMessage(id, { tone = "info", title, text, list, actions, alert = tone === "error" } = {}) {
+  closeMessage(id);
+  const block = h("section", { class: `message message-${tone}`, "data-message": id, role: alert ? "alert" : null, "aria-live": alert ? null : "polite" });
+  if (title) block.append(h("h2", { text: title }));
+  if (text) block.append(h("p", { text }));
+  if (list && list.length) block.append(h("ul", {}, list.map((item) => h("li", { text: item }))));
+  if (actions) block.append(h("p", { class: "message-actions" }, actions));
+  ui.messages.append(block);
+  return block;
+}
+function closeMessage(id) {
+  ui.messages.querySelector(`[data-message="${id}"]`)?.remove();
+}
+
+// --- state and editor --------------------------------------------------------------------
+
+const store = new Store(data, kind);
+const source = store.load();
+const ctx = {
+  store,
+  data,
+  editable,
+  player: null,
+  toast,
+  announce: (text) => toast(text),
+  onProblemsFixed: () => closeMessage("problems"),
+};
+const Editor = { transcript_correction: TranscriptEditor, translation_review: TranslationEditor, audio_segmentation: SegmentEditor }[type];
+const editor = new Editor(ctx);
+clear(ui.editor).append(editor.root);
+editor.render();
+
+window.reviewApp = {
+  ready,
+  get wavesurfer() {
+    return ctx.player?.ws || null;
+  },
+  get player() {
+    return ctx.player;
+  },
+  state: store,
+  editor,
+  data,
+  save: () => store.save(),
+  submit: (force = false) => submit(force),
+};
+
+function renderStatus() {
+  ui.status.textContent = store.statusText();
+  ui.status.dataset.state = store.state;
+}
+store.addEventListener("status", renderStatus);
+renderStatus();
+
+if (!editable) {
+  const status = data.task.status.replace(/_/g, " ");
+  showMessage("readonly", {
+    tone: "muted",
+    title: "Read-only",
+    text: `This task is ${status}${data.task.status === "in_progress" ? " and held by another reviewer" : ""}: you can listen and read, nothing is saved.`,
+  });
+  if (store.hadLocalCopy) {
+    showMessage("local-kept", { tone: "warn", text: "Edits you made to this task earlier are kept in this browser. Take the task again from your queue to continue them." });
+  }
+} else if (source === "local") {
+  showMessage("restored", { tone: "info", text: "Restored your latest edits from this browser; they are being saved to the server." });
+  setTimeout(() => closeMessage("restored"), 8000);
+}
+
+store.addEventListener("blocked", (event) => {
+  showMessage("blocked", {
+    tone: "error",
+    title: "This task can no longer be saved",
+    text: `${event.detail} Your edits are kept in this browser.`,
+    actions: [h("a", { href: data.urls.queue, text: "Back to my queue" })],
+  });
+});
+
+// --- player --------------------------------------------------------------------------
+
+let lastActivity = Date.now();
+for (const name of ["keydown", "input", "pointerdown"]) {
+  window.addEventListener(name, () => { lastActivity = Date.now(); }, { passive: true, capture: true });
+}
+
+function showTime() {
+  const player = ctx.player;
+  if (!player) return;
+  ui.time.textContent = `${fmtTime(player.now())} / ${fmtTime(player.end)}`;
+}
+
+createPlayer({
+  data,
+  audio: ui.audio,
+  container: ui.waveform,
+  vendor: JSON.parse(app.dataset.vendor),
+  onError: (text) => showMessage("player-error", { tone: "warn", text }),
+})
+  .then((player) => {
+    ctx.player = player;
+    const ws = player.ws;
+    player.loaded.then(() => {
+      editor.attachPlayer();
+      showTime();
+    });
+    let lastTick = 0;
+    ws.on("timeupdate", (t) => {
+      const nowMs = performance.now();
+      if (nowMs - lastTick < 40 && ws.isPlaying()) return;
+      lastTick = nowMs;
+      showTime();
+      const rec = t + player.offset;
+      editor.onTime(rec, ws.isPlaying());
+      if (ws.isPlaying()) store.setProgress(t / player.duration);
+    });
+    ws.on("play", () => {
+      ui.play.textContent = "Pause";
+      ui.play.setAttribute("aria-pressed", "true");
+    });
+    ws.on("pause", () => {
+      ui.play.textContent = "Play";
+      ui.play.setAttribute("aria-pressed", "false");
+    });
+    ws.on("finish", () => {
+      ui.play.textContent = "Play";
+      store.setProgress(1);
+    });
+    ws.on("zoom", () => { ui.zoom.value = String(player.zoomLevel()); });
+    player.ready.then(() => {
+      ui.play.disabled = false;
+      document.body.dataset.reviewReady = "1";
+      resolveReady(true);
+    });
+  })
+  .catch((error) => {
+    console.error(error);
+    showMessage("player-error", { tone: "error", text: `The player could not start: ${error.message || error}` });
+  });
+
+ui.play.addEventListener("click", () => ctx.player?.playPause());
+ui.speed.addEventListener("input", () => setSpeed(Number(ui.speed.value)));
+ui.zoom.addEventListener("input", () => ctx.player?.setZoom(Number(ui.zoom.value)));
+ui.waveform.addEventListener("wheel", (event) => {
+  if (!(event.ctrlKey || event.metaKey) || !ctx.player) return;
+  event.preventDefault();
+  zoomBy(event.deltaY < 0 ? 8 : -8);
+}, { passive: false });
+
+function setSpeed(rate) {
+  const r = ctx.player ? ctx.player.setRate(rate) : Math.min(SPEED_MAX, Math.max(SPEED_MIN, rate));
+  ui.speed.value = String(r);
+  ui.speedOut.textContent = `${r.toFixed(2)}×`;
+  return r;
+}
+function zoomBy(delta) {
+  if (!ctx.player) return;
+  const level = ctx.player.setZoom(ctx.player.zoomLevel() + delta);
+  ui.zoom.value = String(level);
+}
+
+// Keep rows clear of the sticky player when scrolled into view.
+new ResizeObserver(() => {
+  document.documentElement.style.setProperty("--player-h", `${ui.player.getBoundingClientRect().height}px`);
+}).observe(ui.player);
+
+// --- saving ------------------------------------------------------------------------------
+
+if (editable) {
+  ui.save?.addEventListener("click", () => saveNow());
+  ui.submit?.addEventListener("click", () => submit(false));
+  const flush = () => {
+    store.persist();
+    if (store.dirty) store.save({ keepalive: true });
+  };
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") flush();
+  });
+  window.addEventListener("pagehide", flush);
+  window.addEventListener("online", () => store.save());
+  window.addEventListener("beforeunload", (event) => {
+    // Everything is in localStorage; only warn when even that failed.
+    if (store.dirty && store.localFailed && !store.submitted) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+  // The lease: touch every minute while the audio plays or the reviewer is active.
+  setInterval(async () => {
+    if (store.stopped || store.submitted) return;
+    const active = ctx.player?.isPlaying() || Date.now() - lastActivity < 60000;
+    if (!active || Date.now() - store.lastServerContact < 45000) return;
+    try {
+      const answer = await postJSON(data.urls.touch, {});
+      store.lastServerContact = Date.now();
+      if (answer.ok && answer.data?.lease_expires_at) store.leaseExpiresAt = answer.data.lease_expires_at;
+      else if (answer.status === 409) store.block(answer.data?.message);
+    } catch {
+      /* offline: the autosave's retry says so */
+    }
+  }, 60000);
+  // Another tab with the same task would overwrite this one's copy.
+  window.addEventListener("storage", (event) => {
+    if (event.key === `review-task:${data.task.id}` && event.newValue) {
+      showMessage("other-tab", { tone: "warn", text: "This task is also open in another tab or window. Edits in one overwrite the other: close one of them." });
+    }
+  });
+}
+
+async function saveNow() {
+  if (!store.dirty) {
+    toast(store.state === "saved" ? "Everything is saved." : "Nothing to save yet.");
+    return;
+  }
+  const ok = await store.save();
+  if (ok) toast("Saved.");
+}
+
+// --- submitting ----------------------------------------------------------------------------
+
+let submitting = false;
+async function submit(force) {
+  if (!editable || submitting || store.submitted) return;
+  closeMessage("problems");
+  const problems = editor.validate();
+  if (problems.size) {
+    editor.setProblems(problems);
+    const list = [...problems.values()].flat();
+    showMessage("problems", {
+      tone: "error",
+      title: "Not submitted yet",
+      text: kind === "segments" ? `Every segment must be ${data.rules.segment_min}–${data.rules.segment_max} s long (unless it is a single long sentence). Fix these first:` : "Fix these first:",
+      list,
+    });
+    const firstId = [...problems.keys()][0];
+    const index = editor.indexOfId(firstId);
+    if (index >= 0) editor.select(index, { focus: true });
+    return;
+  }
+  submitting = true;
+  ui.submit.disabled = true;
+  store.cancelTimer();
+  const previousState = store.state;
+  store.state = "submitting";
+  store.emitStatus();
+  try {
+    const body = { ...store.payload(), ...(force ? { force: true } : {}) };
+    delete body.progress;
+    const answer = await postJSON(data.urls.submit, body);
+    if (answer.ok && answer.data && !answer.data.error) return submitted(answer.data);
+    store.state = store.dirty || previousState === "submitting" ? "dirty" : previousState;
+    store.emitStatus();
+    const error = answer.data?.error;
+    if (answer.status === 409 && error === "stale") showStale(answer.data);
+    else if (answer.status === 409 && error === "noteditable") store.block(answer.data.message);
+    else if (answer.status === 422 && error === "invalid") showServerProblems(answer.data);
+    else showMessage("problems", { tone: "error", title: "Not submitted", text: `${answerMessage(answer.ok ? { status: 401, redirected: true } : answer)} Your work is kept in this browser.` });
+  } catch (error) {
+    if (!(error instanceof NetworkError)) throw error;
+    store.state = "offline";
+    store.emitStatus();
+    showMessage("problems", { tone: "error", title: "Not submitted", text: "The server could not be reached. Your work is kept in this browser; try again when you are back online." });
+  } finally {
+    submitting = false;
+    if (!store.submitted) {
+      ui.submit.disabled = false;
+      if (store.dirty) store.schedule();
+    }
+  }
+}
+
+function submitted(result) {
+  store.submitted = true;
+  store.stopped = true;
+  store.cancelTimer();
+  store.clearLocal();
+  store.state = "submitted";
+  store.emitStatus();
+  ctx.player?.pause();
+  const parts = [];
+  if (result.transcript_version) parts.push(`transcript version ${result.transcript_version}`);
+  if (result.translation_version) parts.push(`translation version ${result.translation_version}`);
+  if (result.segments !== undefined) parts.push(`${result.segments} segment${result.segments === 1 ? "" : "s"}`);
+  if (result.wer !== null && result.wer !== undefined) parts.push(`WER ${(result.wer * 100).toFixed(1)}%`);
+  clear(ui.messages);
+  showMessage("submitted", {
+    tone: "ok",
+    title: "Submitted — thank you",
+    text: `${parts.length ? `Saved as ${parts.join(", ")}. ` : ""}Returning to your queue…`,
+    actions: [h("a", { href: data.urls.queue, text: "Back to my queue now" })],
+    alert: true,
+  });
+  app.classList.add("is-submitted");
+  const url = new URL(data.urls.queue, window.location.href);
+  url.searchParams.set("submitted", "1");
+  setTimeout(() => window.location.assign(url.toString()), 1500);
+}
+
+function showServerProblems(answer) {
+  const { byId, general } = editor.problemsFromServer(answer.problems || []);
+  editor.setProblems(byId);
+  showMessage("problems", { tone: "error", title: "Not submitted", text: answer.message, list: answer.problems || general });
+  const firstId = [...byId.keys()][0];
+  if (firstId) editor.select(editor.indexOfId(firstId), { focus: true });
+}
+
+function rowsList(rows, other) {
+  return h("ol", { class: "compare-rows" }, rows.map((row, i) => {
+    const differs = !other[i] || other[i].text !== row.text || (other[i].translation || "") !== (row.translation || "");
+    return h("li", { class: differs ? "differs" : "" },
+      h("span", { class: "times", text: `${fmtTime(num(row.start), 2)}–${fmtTime(num(row.end), 2)}` }),
+      " ",
+      h("span", { class: "compare-text", lang: "vi", text: row.text }),
+      row.translation ? h("span", { class: "compare-translation", lang: "vi", text: row.translation }) : null);
+  }));
+}
+
+function showStale(answer) {
+  const current = answer.current || [];
+  const mine = store.items;
+  const block = showMessage("stale", {
+    tone: "warn",
+    title: "Someone else changed this part",
+    text: answer.message,
+    alert: true,
+    actions: [
+      h("button", { type: "button", class: "primary", text: "Submit mine anyway", onclick: () => { closeMessage("stale"); submit(true); } }),
+      " ",
+      h("button", { type: "button", text: "Keep editing", onclick: () => closeMessage("stale") }),
+    ],
+  });
+  block.insertBefore(h("div", { class: "compare" },
+    h("div", {}, h("h3", { text: "Current version" }), rowsList(current, mine)),
+    h("div", {}, h("h3", { text: "Yours" }), rowsList(mine, current))), block.querySelector(".message-actions"));
+  block.scrollIntoView({ block: "nearest" });
+}
+
+// --- shortcuts ---------------------------------------------------------------------------
+
+const actions = {
+  playPause: () => ctx.player?.playPause(),
+  replay: () => editor.replay(),
+  back: () => ctx.player?.skip(-2),
+  forward: () => ctx.player?.skip(2),
+  prev: () => editor.move(-1),
+  next: () => editor.move(1),
+  slower: () => toast(`Speed ${setSpeed((ctx.player?.rate ?? Number(ui.speed.value)) - 0.1).toFixed(2)}×`),
+  faster: () => toast(`Speed ${setSpeed((ctx.player?.rate ?? Number(ui.speed.value)) + 0.1).toFixed(2)}×`),
+  zoomIn: () => zoomBy(10),
+  zoomOut: () => zoomBy(-10),
+  help: () => toggleHelp(),
+};
+if (editable) {
+  Object.assign(actions, {
+    save: () => saveNow(),
+    submit: () => submit(false),
+    toggleLang: () => editor.toggleLang?.(),
+    split: () => editor.split?.(kind === "segments" ? -1 : editor.currentIndex()),
+    merge: () => editor.merge?.(editor.currentIndex()),
+    insert: () => editor.insert?.(editor.currentIndex()),
+    remove: () => editor.remove?.(editor.currentIndex()),
+    setStart: () => editor.setTime?.("start", editor.currentIndex()),
+    setEnd: () => editor.setTime?.("end", editor.currentIndex()),
+    undo: () => editor.undo(),
+  });
+}
+const shortcutList = installShortcuts(type, editable, actions);
+renderShortcutList(ui.helpList, shortcutList);
+const hint = $("shortcuts-hint");
+if (hint && editable && type === "transcript_correction") {
+  hint.textContent = "Click a row (not its text) to play it. Click a word chip to switch its language; Enter moves to the next sentence.";
+} else if (hint && editable && type === "translation_review") {
+  hint.textContent = "Click a row (not its text) to play it. Enter moves to the next translation.";
+} else if (hint && editable) {
+  hint.textContent = "Click a row to play it. Drag a segment's edges on the waveform; touching segments move together.";
+}
+
+function toggleHelp(show) {
+  const visible = show ?? ui.help.hidden;
+  ui.help.hidden = !visible;
+  ui.helpToggle.setAttribute("aria-expanded", String(visible));
+  app.classList.toggle("help-hidden", !visible);
+  try {
+    localStorage.setItem("review-help-hidden", visible ? "0" : "1");
+  } catch {
+    /* no storage */
+  }
+}
+ui.helpToggle.addEventListener("click", () => toggleHelp());
+let helpHidden = false;
+try {
+  helpHidden = localStorage.getItem("review-help-hidden") === "1";
+} catch {
+  /* no storage */
+}
+toggleHelp(!helpHidden);

@@ -1,0 +1,399 @@
+// transcript_correction: fix the code-switched transcript sentence by sentence (text, start,
+// end), split and merge sentences, insert a missed one, delete a false one. Translations,
+// flags and language overrides travel with the sentences through split and merge.
+import { h, num, round3, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
+import { ListEditor } from "./list.js";
+import { rowWords, renderChips, shareLabel, toggleWordLanguage, tokenAt, tokenize, wordKey, renderDiff, pct } from "./words.js";
+
+function readFlag(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function overridesFor(text, overrides) {
+  const keys = new Set(tokenize(text).map((t) => wordKey(t.text)));
+  return Object.fromEntries(Object.entries(overrides || {}).filter(([k]) => keys.has(k)));
+}
+
+export class TranscriptEditor extends ListEditor {
+  constructor(ctx) {
+    super(ctx, { noun: "Sentence", regionResize: true });
+    const window = ctx.data.task;
+    this.windowStart = Number(window.window_start) || 0;
+    this.windowEnd = Number(window.window_end ?? ctx.data.sample.duration);
+    this.summary = this.buildSummary();
+    this.root.append(this.summary, this.listEl);
+    if (this.editable) {
+      this.root.append(
+        h("p", { class: "list-foot" },
+          h("button", { type: "button", class: "small", text: "Add sentence at playhead", onclick: () => this.insertAtPlayhead() })),
+      );
+    }
+    this.store.addEventListener("analysis", () => this.refreshAnalysis());
+  }
+
+  // --- summary: WER/CER and the diff against the machine draft ---------------------------
+
+  buildSummary() {
+    this.scoreEl = h("span", { class: "scores" });
+    this.diffEl = h("div", { class: "diff", "aria-label": "Word changes against the machine draft" });
+    const details = h("details", { class: "summary card-lite", open: readFlag("review-diff-closed") !== "1" },
+      h("summary", {}, h("strong", { text: "Changes vs machine draft" }), " ", this.scoreEl),
+      h("p", { class: "muted small", text: "Struck-through words are the machine's, underlined ones yours. Updated with each autosave." }),
+      this.diffEl);
+    details.addEventListener("toggle", () => {
+      try {
+        localStorage.setItem("review-diff-closed", details.open ? "0" : "1");
+      } catch {
+        /* no storage */
+      }
+    });
+    this.refreshSummary();
+    return details;
+  }
+
+  refreshSummary() {
+    const { wer, cer, diff } = this.store;
+    this.scoreEl.textContent = `WER ${pct(wer)} · CER ${pct(cer)}`;
+    this.scoreEl.dataset.wer = wer ?? "";
+    this.scoreEl.dataset.cer = cer ?? "";
+    renderDiff(this.diffEl, diff);
+  }
+
+  refreshAnalysis() {
+    this.refreshSummary();
+    this.items.forEach((row) => this.refreshWords(row));
+  }
+
+  // --- rows -----------------------------------------------------------------------------
+
+  renderRow(row, index) {
+    const n = index + 1;
+    const li = h("li", { class: "row sentence" });
+    const head = h("div", { class: "row-head" },
+      h("span", { class: "num", text: n, "aria-hidden": "true" }),
+      h("button", { type: "button", class: "icon play-row", "aria-label": "Play sentence", title: "Play sentence (click the row, or Ctrl+R)", text: "▶", onclick: () => { this.select(this.indexOfId(row._id)); this.playRow(this.indexOfId(row._id)); } }));
+    if (this.editable) {
+      head.append(this.timeInput(row, "start", n), h("span", { class: "dash", text: "–" }), this.timeInput(row, "end", n));
+    } else {
+      head.append(h("span", { class: "times", text: `${fmtTime(num(row.start), 2)} – ${fmtTime(num(row.end), 2)}` }));
+    }
+    head.append(h("span", { class: "len", text: this.lengthText(row) }), h("span", { class: "share", title: "Share of English words" }));
+    if (this.editable) {
+      const act = (label, aria, keys, fn) => h("button", { type: "button", class: "small", text: label, "aria-label": aria, title: `${aria} (${keys})`, onclick: () => fn(this.indexOfId(row._id)) });
+      head.append(h("span", { class: "actions" },
+        act("Split", "Split", "Alt+Enter: at the caret", (i) => this.split(i)),
+        act("Merge with next", "Merge with next", "Alt+M", (i) => this.merge(i)),
+        act("Insert after", "Insert sentence after", "Alt+I", (i) => this.insert(i)),
+        act("Delete", "Delete sentence", "Alt+Backspace", (i) => this.remove(i))));
+    }
+    li.append(head);
+    if (this.editable) {
+      const ta = h("textarea", {
+        class: "text", rows: 1, spellcheck: false, value: row.text,
+        "aria-label": `Sentence ${n} text`, lang: "vi",
+      });
+      ta.addEventListener("input", () => this.onText(row, ta));
+      ta.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && !event.altKey && !event.ctrlKey && !event.metaKey && !event.shiftKey && !event.isComposing) {
+          event.preventDefault(); // one sentence per field: Enter goes to the next one
+          const i = this.indexOfId(row._id);
+          if (i + 1 < this.items.length) this.select(i + 1, { focus: true });
+        }
+      });
+      ta.addEventListener("focus", () => this.select(this.indexOfId(row._id)));
+      li.append(ta);
+    } else {
+      li.append(h("p", { class: "text-ro", lang: "vi", text: row.text }));
+    }
+    li.append(h("div", { class: "chips", role: "group", "aria-label": `Words of sentence ${n} by language` }));
+    if (row.translation) li.append(h("p", { class: "translation-ro", lang: "vi" }, h("span", { class: "label", text: "Translation: " }), row.translation));
+    if (row.flags?.length) li.append(h("p", { class: "flags-ro" }, row.flags.map((f) => h("span", { class: "flag", text: f }))));
+    this.fillWords(li, row, n);
+    return li;
+  }
+
+  timeInput(row, side, n) {
+    const input = h("input", {
+      type: "number", step: "0.01", min: "0", class: `time ${side}`, value: row[side] ?? "",
+      "aria-label": `Sentence ${n} ${side}`, title: `${side === "start" ? "Start" : "End"} in seconds of the recording (Alt+${side === "start" ? "[" : "]"} sets it to the playhead)`,
+    });
+    input.addEventListener("input", () => {
+      const value = num(input.value);
+      row[side] = value === null ? input.value : round3(value);
+      input.setAttribute("aria-invalid", value === null ? "true" : "false");
+      this.afterTimeEdit(row);
+    });
+    input.addEventListener("change", () => this.resortIfNeeded(row, input));
+    input.addEventListener("focus", () => this.select(this.indexOfId(row._id)));
+    return input;
+  }
+
+  afterTimeEdit(row) {
+    this.store.changed();
+    this.clearProblem(row._id);
+    const li = this.rowEls.get(row._id);
+    if (li) li.querySelector(".len").textContent = this.lengthText(row);
+    if (this.player) this.updateRegion(row);
+  }
+
+  /** Keep the list in time order (the server numbers sentences by start). */
+  resortIfNeeded(row, input) {
+    const starts = this.items.map((r) => num(r.start) ?? Infinity);
+    if (starts.every((s, i) => i === 0 || starts[i - 1] <= s)) return;
+    const side = input.classList.contains("start") ? "start" : "end";
+    this.store.items.sort((a, b) => (num(a.start) ?? Infinity) - (num(b.start) ?? Infinity));
+    this.store.changed();
+    this.render();
+    const i = this.indexOfId(row._id);
+    this.rowEls.get(row._id)?.querySelector(`input.${side}`)?.focus();
+    this.ctx.announce(`Sentence moved to position ${i + 1} (sentences are kept in time order).`);
+  }
+
+  lengthText(row) {
+    const s = num(row.start);
+    const e = num(row.end);
+    return s !== null && e !== null ? `${(e - s).toFixed(1)} s` : "";
+  }
+
+  onText(row, ta) {
+    if (/[\r\n]/.test(ta.value)) {
+      const caret = ta.selectionStart;
+      ta.value = ta.value.replace(/[\r\n]+/g, " ");
+      ta.setSelectionRange(caret, caret);
+    }
+    row.text = ta.value;
+    this.lastTyped = Date.now();
+    autoGrow(ta);
+    this.clearProblem(row._id);
+    this.store.changed();
+    this.refreshWords(row);
+  }
+
+  fillWords(li, row, n) {
+    const result = rowWords(row, this.store.analysis.get(row._id));
+    const chips = li.querySelector(".chips");
+    renderChips(chips, n, result, this.editable ? (index, word) => this.toggleWord(row, index, word) : null);
+    chips.classList.toggle("pending", result.pending);
+    const share = li.querySelector(".share");
+    share.textContent = shareLabel(result.englishShare);
+    share.dataset.share = String(Math.round(result.englishShare * 100));
+    share.classList.toggle("pending", result.pending);
+    return result;
+  }
+
+  refreshWords(row) {
+    const li = this.rowEls.get(row._id);
+    if (li) this.fillWords(li, row, this.indexOfId(row._id) + 1);
+  }
+
+  afterRender() {
+    requestAnimationFrame(() => autoGrowAll(this.listEl.querySelectorAll("textarea.text")));
+  }
+
+  focusRow(index, { caret = "end" } = {}) {
+    const li = this.rowEls.get(this.items[index]?._id);
+    const ta = li?.querySelector("textarea.text");
+    if (!ta) return super.focusRow(index);
+    ta.focus();
+    const pos = caret === "start" ? 0 : ta.value.length;
+    ta.setSelectionRange(pos, pos);
+  }
+
+  // --- language of a word --------------------------------------------------------------
+
+  toggleWord(row, index, word) {
+    const lang = toggleWordLanguage(row, word.text, word.lang);
+    if (!lang) return;
+    this.store.changed();
+    this.refreshWords(row);
+    this.ctx.announce(`“${wordKey(word.text)}” marked ${lang === "en" ? "English" : "Vietnamese"}.`);
+    const li = this.rowEls.get(row._id);
+    li?.querySelector(`.chips [data-index="${index}"]`)?.focus();
+  }
+
+  /** Alt+L: the word at the caret of the focused text field. */
+  toggleLang() {
+    const ta = document.activeElement;
+    const li = ta?.closest?.("li[data-id]");
+    if (!ta || ta.tagName !== "TEXTAREA" || !li || !this.listEl.contains(li)) {
+      this.ctx.announce("Put the caret on a word in a sentence to switch its language.");
+      return;
+    }
+    const index = this.indexOfId(li.dataset.id);
+    const row = this.items[index];
+    const token = tokenAt(ta.value, ta.selectionStart);
+    if (!token) return;
+    const words = rowWords(row, this.store.analysis.get(row._id)).words;
+    const current = words[token.index]?.lang || "vi";
+    const lang = toggleWordLanguage(row, token.text, current);
+    if (!lang) return;
+    this.store.changed();
+    this.refreshWords(row);
+    this.ctx.announce(`“${wordKey(token.text)}” marked ${lang === "en" ? "English" : "Vietnamese"}.`);
+  }
+
+  // --- structure -------------------------------------------------------------------------
+
+  caretIn(index) {
+    const li = this.rowEls.get(this.items[index]?._id);
+    const ta = li?.querySelector("textarea.text");
+    return ta && document.activeElement === ta ? ta.selectionStart : null;
+  }
+
+  split(index = this.currentIndex()) {
+    const row = this.items[index];
+    if (!row) return;
+    const text = row.text || "";
+    let caret = this.caretIn(index);
+    if (caret === null || caret <= 0 || caret >= text.length) {
+      // No caret inside the text: split at the word boundary nearest the middle.
+      const mid = text.length / 2;
+      const spaces = [...text.matchAll(/\s+/g)].map((m) => m.index);
+      caret = spaces.length ? spaces.reduce((a, b) => (Math.abs(b - mid) < Math.abs(a - mid) ? b : a)) : text.length;
+    }
+    const left = text.slice(0, caret).trim();
+    const right = text.slice(caret).trim();
+    const s = num(row.start);
+    const e = num(row.end);
+    let at = null;
+    if (s !== null && e !== null) {
+      const t = this.player?.now();
+      at = t !== undefined && t > s + 0.05 && t < e - 0.05 ? t : s + (e - s) * (text.length ? caret / text.length : 0.5);
+      at = round3(at);
+    }
+    this.snapshot(`split sentence ${index + 1}`);
+    const first = { ...row, text: left, end: at ?? row.end, lang_overrides: overridesFor(left, row.lang_overrides) };
+    const second = {
+      ...row, _id: `${row._id}b${Date.now().toString(36)}`, start: at ?? row.start, text: right,
+      translation: "", flags: [], lang_overrides: overridesFor(right, row.lang_overrides),
+    };
+    this.store.items.splice(index, 1, first, second);
+    this.structural(`Sentence ${index + 1} split in two`, index + 1, { caret: "start" });
+  }
+
+  merge(index = this.currentIndex()) {
+    const a = this.items[index];
+    const b = this.items[index + 1];
+    if (!a || !b) {
+      this.ctx.announce("There is no next sentence to merge with.");
+      return;
+    }
+    this.snapshot(`merge sentences ${index + 1} and ${index + 2}`);
+    const join = (x, y) => [x, y].map((v) => (v || "").trim()).filter(Boolean).join(" ");
+    const starts = [num(a.start), num(b.start)].filter((v) => v !== null);
+    const ends = [num(a.end), num(b.end)].filter((v) => v !== null);
+    const caret = (a.text || "").trim().length;
+    const merged = {
+      ...a,
+      start: starts.length ? Math.min(...starts) : a.start,
+      end: ends.length ? Math.max(...ends) : b.end,
+      text: join(a.text, b.text),
+      translation: join(a.translation, b.translation),
+      flags: [...new Set([...(a.flags || []), ...(b.flags || [])])],
+      lang_overrides: { ...(b.lang_overrides || {}), ...(a.lang_overrides || {}) },
+    };
+    this.store.items.splice(index, 2, merged);
+    this.structural(`Sentences ${index + 1} and ${index + 2} merged`, index);
+    const ta = this.rowEls.get(merged._id)?.querySelector("textarea.text");
+    if (ta) ta.setSelectionRange(caret, caret);
+  }
+
+  newRow(start, end) {
+    return { _id: `n${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, start: round3(start), end: round3(end), text: "", translation: "", flags: [], lang_overrides: {} };
+  }
+
+  insert(index = this.currentIndex()) {
+    const prev = this.items[index];
+    const next = this.items[index + 1];
+    let start = prev ? num(prev.end) ?? this.windowStart : this.windowStart;
+    const t = this.player?.now();
+    const limit = next ? num(next.start) : null;
+    if (t !== undefined && t > start && (limit === null || t < limit)) start = t;
+    let end = limit !== null ? limit : Math.min(start + 2, this.windowEnd);
+    if (end - start < 0.3) end = start + Math.min(2, Math.max(0.3, this.windowEnd - start));
+    if (end > this.windowEnd) end = Math.max(start + 0.1, this.windowEnd);
+    this.snapshot(`insert a sentence after ${index + 1}`);
+    this.store.items.splice(index + 1, 0, this.newRow(start, end));
+    this.structural(`Sentence inserted after sentence ${index + 1}`, index + 1);
+  }
+
+  insertAtPlayhead() {
+    const t = this.player ? this.player.now() : this.windowStart;
+    const index = this.items.filter((r) => (num(r.start) ?? -Infinity) <= t).length;
+    const next = this.items[index];
+    const end = Math.min(next ? num(next.start) ?? t + 2 : t + 2, this.windowEnd);
+    this.snapshot("add a sentence");
+    this.store.items.splice(index, 0, this.newRow(t, end > t + 0.1 ? end : t + 1));
+    this.structural(`Sentence ${index + 1} added`, index);
+  }
+
+  remove(index = this.currentIndex()) {
+    const row = this.items[index];
+    if (!row) return;
+    this.snapshot(`delete sentence ${index + 1}`);
+    this.store.items.splice(index, 1);
+    this.structural(`Sentence ${index + 1} deleted`, Math.min(index, this.items.length - 1));
+  }
+
+  setTime(side, index = this.currentIndex()) {
+    const row = this.items[index];
+    if (!row || !this.player) return;
+    this.snapshot(`set the ${side} of sentence ${index + 1}`);
+    row[side] = round3(this.player.now());
+    const input = this.rowEls.get(row._id)?.querySelector(`input.${side}`);
+    if (input) input.value = row[side];
+    this.afterTimeEdit(row);
+    this.ctx.announce(`Sentence ${index + 1} ${side} set to ${fmtTime(row[side], 2)}.`);
+  }
+
+  onRegionUpdate(region, side, done) {
+    if (this.syncing) return;
+    const index = this.indexOfId(region.id);
+    const row = this.items[index];
+    if (!row) return;
+    if (!this.dragging) {
+      this.dragging = true;
+      this.snapshot(`move the edges of sentence ${index + 1}`);
+    }
+    row.start = round3(this.player.toRecording(region.start));
+    row.end = round3(this.player.toRecording(region.end));
+    const li = this.rowEls.get(row._id);
+    if (li) {
+      li.querySelector("input.start").value = row.start;
+      li.querySelector("input.end").value = row.end;
+      li.querySelector(".len").textContent = this.lengthText(row);
+    }
+    if (done) {
+      this.dragging = false;
+      this.store.changed();
+      this.clearProblem(row._id);
+      this.select(index);
+    }
+  }
+
+  // --- checks before submit (the server checks the same) -----------------------------------
+
+  validate() {
+    const problems = new Map();
+    const duration = Number(this.ctx.data.sample.duration) || Infinity;
+    const add = (row, message) => problems.set(row._id, [...(problems.get(row._id) || []), message]);
+    this.items.forEach((row, i) => {
+      const n = i + 1;
+      const s = num(row.start);
+      const e = num(row.end);
+      if (!(row.text || "").trim()) add(row, `Sentence ${n} is empty: type its text or delete it.`);
+      if (s === null) add(row, `Sentence ${n}: start is not a number.`);
+      if (e === null) add(row, `Sentence ${n}: end is not a number.`);
+      if (s !== null && e !== null && e <= s) add(row, `Sentence ${n} ends before it starts.`);
+      if (s !== null && (s < 0 || (e !== null && e > duration + 0.05))) add(row, `Sentence ${n} runs outside the recording.`);
+      if (s !== null && (s < this.windowStart || s >= this.windowEnd)) {
+        add(row, `Sentence ${n} starts at ${s.toFixed(2)} s, outside this task's part (${this.windowStart.toFixed(1)}–${this.windowEnd.toFixed(1)} s).`);
+      }
+    });
+    return problems;
+  }
+}
