@@ -62,3 +62,46 @@ def selftest_command(timeout: float):
     embedded = current_app.config["CELERY"]["task_always_eager"]
     outcome = result.get(timeout=timeout) if not embedded else result.result
     click.echo(f"ok: {outcome}")
+
+
+@pipeline_cli.group("run")
+def run_group():
+    """Run one stage: flask pipeline run STAGE [--sample-id ID | --batch --limit N] [--dry-run]."""
+
+
+def stage_options(command):
+    """The options every stage command takes."""
+    command = click.option("--dry-run", is_flag=True, help="Show what would run; write nothing.")(
+        command
+    )
+    command = click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        default=100,
+        show_default=True,
+        help="With --batch: at most this many samples.",
+    )(command)
+    command = click.option(
+        "--batch", "batch", is_flag=True, help="Every sample waiting for this stage."
+    )(command)
+    command = click.option("--sample-id", type=click.UUID, help="One sample.")(command)
+    return command
+
+
+def select_samples(sample_id, batch: bool, limit: int, waiting) -> list:
+    """The samples a stage command works on: one by id, or up to `limit` of those matching
+    `waiting` (a SQLAlchemy condition on Sample), oldest first."""
+    from ra_app.models import Sample
+
+    if sample_id is None and not batch:
+        raise click.UsageError("give --sample-id ID or --batch [--limit N]")
+    if sample_id is not None:
+        sample = db.session.get(Sample, sample_id)
+        if sample is None:
+            raise click.ClickException(f"no sample {sample_id}")
+        return [sample]
+    return list(
+        db.session.scalars(
+            sa.select(Sample).where(waiting).order_by(Sample.created_at).limit(limit)
+        )
+    )

@@ -127,6 +127,8 @@ class User(UserMixin, Timestamped, db.Model):
     role: Mapped[Role] = mapped_column(enum_type(Role, "user_role"), default=Role.REVIEWER)
     # Flask-Login reads `is_active`; a disabled account cannot sign in.
     is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # Every task of a reviewer in training goes to a second reviewer.
+    in_training: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     last_login_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
@@ -184,6 +186,9 @@ class Sample(Timestamped, db.Model):
     master_path: Mapped[str] = mapped_column(sa.String(1024))
     rendition_path: Mapped[str] = mapped_column(sa.String(1024))
     peaks_path: Mapped[str] = mapped_column(sa.String(1024))
+    # Written beside the master, never over it; the method and parameters are kept with it.
+    denoised_path: Mapped[str | None] = mapped_column(sa.String(1024))
+    denoise_info: Mapped[dict | None] = mapped_column(JSONDoc)
     processing_state: Mapped[ProcessingState] = mapped_column(
         enum_type(ProcessingState, "processing_state"), default=ProcessingState.INGESTED
     )
@@ -359,6 +364,13 @@ class Batch(Timestamped, db.Model):
         enum_type(BatchStatus, "batch_status"), default=BatchStatus.ACTIVE
     )
     filters: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    # How tasks reach reviewers: "even", "weighted" (by `weights`), or a shared "pool".
+    assignment_mode: Mapped[str] = mapped_column(
+        sa.String(16), default="even", server_default="even"
+    )
+    weights: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    # The share of submitted tasks that go to a second reviewer (staged review).
+    review_share: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
     max_pending_per_reviewer: Mapped[int | None]
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
@@ -396,6 +408,16 @@ class Assignment(Timestamped, db.Model):
         sa.ForeignKey("translation_revisions.id")
     )
     progress: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    # Staged review: a second reviewer's task points at the submitted task it checks.
+    review_of_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("assignments.id"))
+    # How much of the task's audio the reviewer has played (approval needs all of it).
+    listened_fraction: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    # Hidden gold tasks: the known-correct answer, and the reviewer's score against it.
+    is_gold: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    gold_revision_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("transcript_revisions.id")
+    )
+    score: Mapped[float | None] = mapped_column(sa.Float)
     # Drafts live with the task so a reload or a server restart loses nothing typed.
     draft: Mapped[dict | None] = mapped_column(JSONDoc)
     draft_saved_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
@@ -404,6 +426,23 @@ class Assignment(Timestamped, db.Model):
 
     sample: Mapped[Sample] = relationship()
     reviewer: Mapped[User | None] = relationship()
+
+
+class LexiconTerm(Timestamped, db.Model):
+    """A term reviewers correct again and again (a name, brand, slang, an English term kept
+    untranslated): given to the model as vocabulary and glossary hints."""
+
+    __tablename__ = "lexicon_terms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    # vocabulary: spell it this way; keep_english: leave it untranslated in Vietnamese
+    kind: Mapped[str] = mapped_column(sa.String(32), default="vocabulary")
+    translation: Mapped[str | None] = mapped_column(sa.String(200))  # the preferred rendering
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    corrections: Mapped[int] = mapped_column(default=0)  # how often reviewers fixed it
+    approved: Mapped[bool] = mapped_column(sa.Boolean, default=False)  # used in prompts
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
 
 class ReviewDecision(db.Model):
