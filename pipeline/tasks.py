@@ -40,6 +40,9 @@ def run_claimed(task, stage: str, subject: str, body, *, sample_id=None, lease_s
         with stage_run(
             stage, subject, sample_id=sample_id, task_id=task.request.id, lease_s=lease_s
         ) as run:
+            # Kept if the attempt fails, so an admin can send the same call again.
+            run.result = {"call": {"task": task.name, "args": list(task.request.args or []),
+                                   "kwargs": dict(task.request.kwargs or {})}}
             run.result = body(run)
             return run.result
     except ClaimTaken as taken:

@@ -9,27 +9,19 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
+from .accounts import AccountError, create_account, set_active, set_role
 from .auth.services import find_user, normalize_email
 from .extensions import db
 from .models import Role, User
 
-MIN_PASSWORD_LENGTH = 8
 ROLE_CHOICE = click.Choice([r.value for r in Role])
 
 
 def create_user(email: str, password: str, role: Role) -> User:
-    email = normalize_email(email)
-    if "@" not in email:
-        raise click.BadParameter(f"'{email}' is not an email address", param_hint="EMAIL")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.BadParameter(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
-    if find_user(email) is not None:
-        raise click.ClickException(f"a user {email} already exists")
-    user = User(email=email, role=role)
-    user.set_password(password)
-    db.session.add(user)
-    db.session.commit()
-    return user
+    try:
+        return create_account(email, password, role)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def get_user_or_fail(email: str) -> User:
@@ -80,8 +72,7 @@ def list_command():
 def set_role_command(email: str, role: str):
     """Change an account's role."""
     user = get_user_or_fail(email)
-    user.role = Role(role)
-    db.session.commit()
+    set_role(user, Role(role))
     click.echo(f"{user.email} is now {user.role}")
 
 
@@ -91,8 +82,7 @@ def set_role_command(email: str, role: str):
 def disable_command(email: str):
     """Disable an account: it can no longer sign in and its sessions end."""
     user = get_user_or_fail(email)
-    user.is_active = False
-    db.session.commit()
+    set_active(user, False)
     click.echo(f"{user.email} is disabled")
 
 
@@ -102,10 +92,7 @@ def disable_command(email: str):
 def enable_command(email: str):
     """Enable a disabled account and clear any sign-in lock."""
     user = get_user_or_fail(email)
-    user.is_active = True
-    user.failed_logins = 0
-    user.locked_until = None
-    db.session.commit()
+    set_active(user, True)
     click.echo(f"{user.email} is enabled")
 
 

@@ -1,0 +1,69 @@
+"""The pipeline dashboard's queries: job runs per stage, failures, queues, workers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..extensions import db
+from ..models import FailureClass, JobRun, JobStatus, utcnow
+
+
+def runs_per_stage() -> dict[str, dict[str, int]]:
+    rows = db.session.execute(
+        sa.select(JobRun.stage, JobRun.status, sa.func.count()).group_by(
+            JobRun.stage, JobRun.status
+        )
+    ).all()
+    table: dict[str, dict[str, int]] = {}
+    for stage, status, count in rows:
+        table.setdefault(stage, {s.value: 0 for s in JobStatus})[status.value] = count
+    return dict(sorted(table.items()))
+
+
+def retry_call(run: JobRun) -> dict | None:
+    """The task call a failed run can be sent again with, if it can be retried."""
+    if run.status is not JobStatus.FAILED or run.failure_class is not FailureClass.TRANSIENT:
+        return None
+    call = (run.result or {}).get("call")
+    return call if call and call.get("task") else None
+
+
+def retry(run: JobRun) -> str:
+    call = retry_call(run)
+    if call is None:
+        raise ValueError("this run cannot be retried (it succeeded, or failed for good)")
+    celery = current_app.extensions["celery"]
+    result = celery.send_task(call["task"], args=call["args"], kwargs=call["kwargs"])
+    return result.id
+
+
+def queue_lengths() -> dict[str, int | str]:
+    """Messages waiting per queue, read from the Redis broker."""
+    from pipeline.queues import QUEUES
+
+    celery = current_app.extensions["celery"]
+    if celery.conf.task_always_eager:
+        return dict.fromkeys(QUEUES, "in-process")
+    try:
+        with celery.connection_for_read() as connection:
+            client = connection.default_channel.client
+            return {queue: client.llen(queue) for queue in QUEUES}
+    except Exception as error:  # noqa: BLE001 - the dashboard shows the broker is unreachable
+        return dict.fromkeys(QUEUES, f"broker unreachable: {type(error).__name__}")
+
+
+def recent_workers(within: timedelta = timedelta(hours=1)) -> list[tuple[str, object, int]]:
+    """Workers that started a job run lately: (worker, last start, runs); started_at is
+    indexed, so this stays cheap with millions of runs."""
+    since = utcnow() - within
+    return list(
+        db.session.execute(
+            sa.select(JobRun.worker, sa.func.max(JobRun.started_at), sa.func.count())
+            .where(JobRun.started_at >= since, JobRun.worker.is_not(None))
+            .group_by(JobRun.worker)
+            .order_by(sa.func.max(JobRun.started_at).desc())
+        ).all()
+    )
