@@ -1,11 +1,15 @@
 from datetime import timedelta
 
-from flask import abort, flash, redirect, render_template, request, url_for
+import sqlalchemy as sa
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 from ..accounts import AccountError, create_account, reset_password, set_active, set_role
 from ..extensions import db
-from ..models import JobRun, Role, User, utcnow
+from ..models import Batch, JobRun, Role, SourceKind, TaskType, User, utcnow
+from ..states import ProcessingState
+from . import batches as batches_service
 from . import bp, pipeline
 from .forms import NewUserForm
 from .services import all_users, latest_samples, recent_failures, samples_per_state, stage_counts
@@ -104,3 +108,106 @@ def retry_run(run_id):
     else:
         flash(f"Sent {run.stage} on {run.subject} again (task {task_id}).", "success")
     return redirect(url_for("admin.pipeline_dashboard"))
+
+
+@bp.route("/batches")
+def batch_list():
+    batches = db.session.scalars(sa.select(Batch).order_by(Batch.created_at.desc())).all()
+    return render_template(
+        "admin/batches.html",
+        batches=batches,
+        reports={b.id: batches_service.batch_report(b)["overall"] for b in batches},
+    )
+
+
+def reviewers_for_form() -> list[User]:
+    return list(
+        db.session.scalars(sa.select(User).where(User.is_active.is_(True)).order_by(User.email))
+    )
+
+
+@bp.route("/batches/count")
+def batch_count():
+    filters = batches_service.Filters.from_args(request.args)
+    count, hours = batches_service.count_matching(filters)
+    return jsonify(count=count, hours=round(hours, 2))
+
+
+@bp.route("/batches/new", methods=["GET", "POST"])
+def batch_new():
+    source = request.form if request.method == "POST" else request.args
+    filters = batches_service.Filters.from_args(source)
+    if request.method == "POST":
+        ids = [int(i) for i in request.form.getlist("reviewer") if i.isdigit()]
+        reviewers = list(db.session.scalars(sa.select(User).where(User.id.in_(ids))))
+        weights = {}
+        for reviewer in reviewers:
+            raw = request.form.get(f"weight_{reviewer.id}") or "1"
+            try:
+                weights[reviewer.id] = float(raw)
+            except ValueError:
+                weights[reviewer.id] = 0.0
+        cap = request.form.get("cap", type=int)
+        try:
+            batch = batches_service.create_batch(
+                request.form.get("name", ""),
+                filters,
+                reviewers,
+                mode=request.form.get("mode", "even"),
+                weights=weights,
+                cap=cap if cap and cap > 0 else None,
+                review_share=(request.form.get("review_share", type=float) or 0) / 100,
+                created_by=current_user,
+            )
+        except ValueError as error:
+            flash(f"Not created: {error}.", "error")
+        else:
+            flash(f"Created batch “{batch.name}”.", "success")
+            return redirect(url_for("admin.batch_detail", batch_id=batch.id))
+    count, hours = batches_service.count_matching(filters)
+    return render_template(
+        "admin/batch_new.html",
+        filters=filters,
+        count=count,
+        hours=hours,
+        reviewers=reviewers_for_form(),
+        task_types=list(TaskType),
+        states=list(ProcessingState),
+        kinds=list(SourceKind),
+        orders=batches_service.ORDERS,
+    )
+
+
+@bp.route("/batches/<int:batch_id>")
+def batch_detail(batch_id):
+    batch = db.session.get(Batch, batch_id) or abort(404)
+    report = batches_service.batch_report(batch)
+    return render_template(
+        "admin/batch_detail.html",
+        batch=batch,
+        report=report,
+        # The chart holds only numbers and dates the server formatted, no user text.
+        chart=Markup(batches_service.throughput_svg(report["per_day"])),  # noqa: S704
+        reviewers=reviewers_for_form(),
+    )
+
+
+@bp.route("/batches/<int:batch_id>/action", methods=["POST"])
+def batch_action(batch_id):
+    batch = db.session.get(Batch, batch_id) or abort(404)
+    action = request.form.get("action")
+    if action in ("pause", "resume"):
+        batches_service.set_paused(batch, action == "pause")
+        flash(f"Batch {action}d.", "success")
+    elif action == "release":
+        flash(f"Released {batches_service.release_stale()} stale lease(s).", "success")
+    elif action == "reassign":
+        source = db.session.get(User, request.form.get("from_user", type=int) or 0)
+        target = db.session.get(User, request.form.get("to_user", type=int) or 0)
+        if source is None or target is None:
+            abort(400)
+        moved = batches_service.reassign(batch, source, target)
+        flash(f"Moved {moved} task(s) from {source.email} to {target.email}.", "success")
+    else:
+        abort(400)
+    return redirect(url_for("admin.batch_detail", batch_id=batch.id))

@@ -10,7 +10,16 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..extensions import db
-from ..models import Assignment, AssignmentStatus, Sample, TaskType, User, utcnow
+from ..models import (
+    Assignment,
+    AssignmentStatus,
+    Batch,
+    BatchStatus,
+    Sample,
+    TaskType,
+    User,
+    utcnow,
+)
 from ..revisions import latest_transcript, latest_translation
 from ..states import ProcessingState, can_transition, transition
 
@@ -84,10 +93,47 @@ def release_expired_leases() -> int:
     return result.rowcount
 
 
+OPEN_FOR_CAP = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
+
+
+def pools_open_to(user_id: int) -> list[int]:
+    """Active batches whose shared pool this reviewer may pull from: they are a member, and
+    hold fewer open tasks there than the batch's cap."""
+    member_of = [
+        batch
+        for batch in db.session.scalars(sa.select(Batch).where(Batch.status == BatchStatus.ACTIVE))
+        if str(user_id) in (batch.weights or {})
+    ]
+    if not member_of:
+        return []
+    held = dict(
+        db.session.execute(
+            sa.select(Assignment.batch_id, sa.func.count())
+            .where(
+                Assignment.reviewer_id == user_id,
+                Assignment.status.in_(OPEN_FOR_CAP),
+                Assignment.batch_id.in_([b.id for b in member_of]),
+            )
+            .group_by(Assignment.batch_id)
+        ).all()
+    )
+    return [
+        b.id
+        for b in member_of
+        if b.max_pending_per_reviewer is None or held.get(b.id, 0) < b.max_pending_per_reviewer
+    ]
+
+
 def _candidates(user_id: int, task_type: TaskType | None):
+    paused = sa.select(Batch.id).where(Batch.status != BatchStatus.ACTIVE)
+    pool = sa.and_(
+        Assignment.reviewer_id.is_(None),
+        sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.in_(pools_open_to(user_id))),
+    )
     query = sa.select(Assignment.id).where(
         Assignment.status == AssignmentStatus.PENDING,
-        sa.or_(Assignment.reviewer_id == user_id, Assignment.reviewer_id.is_(None)),
+        sa.or_(Assignment.reviewer_id == user_id, pool),
+        sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.not_in(paused)),
     )
     if task_type is not None:
         query = query.where(Assignment.task_type == task_type)
