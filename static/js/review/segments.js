@@ -197,11 +197,12 @@ export class SegmentEditor extends ListEditor {
       row.start = round3(value);
       if (prev && shares) prev.end = row.start;
     }
+    // A shared edge moves the neighbour too: its old complaint no longer holds either.
     for (const r of [prev, row, next]) if (r) {
       this.refreshRow(r);
       if (this.player) this.updateRegion(r);
+      this.clearProblem(r._id);
     }
-    this.clearProblem(row._id);
     if (commit) this.store.changed();
   }
 
