@@ -384,6 +384,22 @@ class Assignment(Timestamped, db.Model):
         sa.Index("ix_assignments_status_lease", "status", "lease_expires_at"),
         sa.Index("ix_assignments_batch_status", "batch_id", "status"),
         sa.Index("ix_assignments_sample", "sample_id", "task_type"),
+        # The two queues "Start next" reads, each an ordered index scan (review/tasks.py).
+        sa.Index(
+            "ix_assignments_own_pending",
+            "reviewer_id",
+            "created_at",
+            "window_start_s",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_assignments_pool_pending",
+            "created_at",
+            "window_start_s",
+            postgresql_where=sa.text("status = 'pending' AND reviewer_id IS NULL"),
+            sqlite_where=sa.text("status = 'pending' AND reviewer_id IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -124,23 +124,30 @@ def pools_open_to(user_id: int) -> list[int]:
     ]
 
 
-def _candidates(user_id: int, task_type: TaskType | None):
-    paused = sa.select(Batch.id).where(Batch.status != BatchStatus.ACTIVE)
-    pool = sa.and_(
-        Assignment.reviewer_id.is_(None),
-        sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.in_(pools_open_to(user_id))),
+def _queues(user_id: int, task_type: TaskType | None) -> list:
+    """The two places a next task comes from, in order: the reviewer's own pending tasks,
+    then the shared pools open to them. Each is one indexed, ordered scan (see the partial
+    indexes on assignments) instead of one query with an OR that sorts the whole table."""
+    paused = list(db.session.scalars(sa.select(Batch.id).where(Batch.status != BatchStatus.ACTIVE)))
+    pools = pools_open_to(user_id)
+    own = sa.select(Assignment.id).where(
+        Assignment.status == AssignmentStatus.PENDING, Assignment.reviewer_id == user_id
     )
-    query = sa.select(Assignment.id).where(
+    pool = sa.select(Assignment.id).where(
         Assignment.status == AssignmentStatus.PENDING,
-        sa.or_(Assignment.reviewer_id == user_id, pool),
-        sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.not_in(paused)),
+        Assignment.reviewer_id.is_(None),
+        sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.in_(pools)),
     )
-    if task_type is not None:
-        query = query.where(Assignment.task_type == task_type)
-    # The reviewer's own tasks before the pool; older work first, windows in order.
-    return query.order_by(
-        Assignment.reviewer_id.is_(None), Assignment.created_at, Assignment.window_start_s
-    ).limit(1)
+    queues = []
+    for query in (own, pool):
+        if paused:
+            query = query.where(
+                sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.not_in(paused))
+            )
+        if task_type is not None:
+            query = query.where(Assignment.task_type == task_type)
+        queues.append(query.order_by(Assignment.created_at, Assignment.window_start_s).limit(1))
+    return queues
 
 
 def current_task(user_id: int, task_type: TaskType | None = None) -> Assignment | None:
@@ -169,21 +176,27 @@ def claim_next(user: User, task_type: TaskType | None = None) -> Assignment | No
             held.status = AssignmentStatus.IN_PROGRESS
         db.session.commit()
         return held
+    for queue in _queues(user.id, task_type):
+        task = _take(queue, user)
+        if task is not None:
+            return task
+    db.session.commit()
+    return None
+
+
+def _take(queue, user: User) -> Assignment | None:
+    """Claim the first task of `queue` for `user`, or None if the queue is empty."""
     if db.engine.dialect.name == "postgresql":
-        task_id = db.session.scalar(
-            _candidates(user.id, task_type).with_for_update(skip_locked=True)
-        )
+        task_id = db.session.scalar(queue.with_for_update(skip_locked=True))
         if task_id is None:
-            db.session.commit()
             return None
         task = db.session.get(Assignment, task_id)
         start(task, user)
         db.session.commit()
         return task
     for _ in range(20):
-        task_id = db.session.scalar(_candidates(user.id, task_type))
+        task_id = db.session.scalar(queue)
         if task_id is None:
-            db.session.commit()
             return None
         won = db.session.execute(
             sa.update(Assignment)

@@ -44,12 +44,13 @@ Out of context (`guess_language`) a weak word goes by frequency alone, ties goin
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import unicodedata
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal
+
+from rapidfuzz.distance import Levenshtein
 
 try:  # Optional: frequency data for words that are valid in both languages.
     from wordfreq import zipf_frequency as _wordfreq_zipf
@@ -408,23 +409,11 @@ def normalize_for_scoring(text: str) -> str:
 
 
 def edit_distance(reference: Sequence[Hashable], hypothesis: Sequence[Hashable]) -> int:
-    """Levenshtein distance (substitution, insertion, deletion all cost 1), O(n*m) time and
-    two rows of memory."""
-    if len(reference) < len(hypothesis):
-        reference, hypothesis = hypothesis, reference  # the row follows the shorter one
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_item in enumerate(reference, 1):
-        current = [i]
-        for j, hyp_item in enumerate(hypothesis, 1):
-            current.append(
-                min(
-                    previous[j] + 1,
-                    current[j - 1] + 1,
-                    previous[j - 1] + (ref_item != hyp_item),
-                )
-            )
-        previous = current
-    return previous[-1]
+    """Levenshtein distance (substitution, insertion, deletion all cost 1).
+
+    rapidfuzz's bit-parallel C++ implementation: a whole hour's transcript (50,000
+    characters) is compared in milliseconds, where the plain O(n*m) loop took minutes."""
+    return Levenshtein.distance(reference, hypothesis)
 
 
 def _error_rate(reference: Sequence[Hashable], hypothesis: Sequence[Hashable]) -> float:
@@ -462,17 +451,28 @@ def word_diff(machine: str, human: str) -> list[dict[str, str]]:
     def key(token: str) -> str:
         return normalize_for_scoring(token) or token  # punctuation-only tokens match literally
 
-    matcher = difflib.SequenceMatcher(
-        None, [key(t) for t in machine_tokens], [key(t) for t in human_tokens], autojunk=False
-    )
-    return [
-        {
-            "op": tag,
-            "machine": " ".join(machine_tokens[i1:i2]),
-            "human": " ".join(human_tokens[j1:j2]),
-        }
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-    ]
+    # Levenshtein opcodes (C++) rather than difflib: difflib's matcher is quadratic in the
+    # worst case and took minutes on an hour-long transcript.
+    opcodes = Levenshtein.opcodes([key(t) for t in machine_tokens], [key(t) for t in human_tokens])
+    ops: list[dict[str, str]] = []
+    for op in opcodes:
+        machine_part = " ".join(machine_tokens[op.src_start : op.src_end])
+        human_part = " ".join(human_tokens[op.dest_start : op.dest_end])
+        if op.tag != "equal" and ops and ops[-1]["op"] != "equal":
+            # One edit, shown as one run ("laptop" -> "máy tính"), as a reader sees it.
+            last = ops[-1]
+            last["machine"] = " ".join(p for p in (last["machine"], machine_part) if p)
+            last["human"] = " ".join(p for p in (last["human"], human_part) if p)
+            last["op"] = (
+                "replace"
+                if last["machine"] and last["human"]
+                else "insert"
+                if last["human"]
+                else "delete"
+            )
+        else:
+            ops.append({"op": op.tag, "machine": machine_part, "human": human_part})
+    return ops
 
 
 def _joined(sentences: Sequence[Mapping[str, Any]]) -> str:
