@@ -110,6 +110,80 @@ class Config:
     SEGMENT_MIN_SECONDS = env_float("SEGMENT_MIN_SECONDS", 10.0)
     SEGMENT_MAX_SECONDS = env_float("SEGMENT_MAX_SECONDS", 30.0)
 
+    # Gemini (the `gemini` and `gemini_repair` stages on the llm queue).
+    # Keys GEMINI_API_KEY_1…N, tried in order; a key out of quota (429) rests a while.
+    GEMINI_API_KEYS = [
+        os.environ[f"GEMINI_API_KEY_{i}"].strip()
+        for i in range(1, 101)
+        if os.environ.get(f"GEMINI_API_KEY_{i}", "").strip()
+    ]
+    GEMINI_MODEL = env("GEMINI_MODEL", "gemini-2.5-flash")
+    GEMINI_BASE_URL = env("GEMINI_BASE_URL")  # a gateway or proxy; unset = Google's endpoint
+    GEMINI_API_VERSION = env("GEMINI_API_VERSION", "v1beta")
+    GEMINI_TIMEOUT_SECONDS = env_float("GEMINI_TIMEOUT_SECONDS", 600.0)  # one HTTP request
+    # All workers together stay under this many generateContent calls per minute.
+    GEMINI_REQUESTS_PER_MINUTE = env_int("GEMINI_REQUESTS_PER_MINUTE", 10)
+    GEMINI_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("GEMINI_RATE_LIMIT_MAX_WAIT_SECONDS", 300.0)
+    # 5xx answers and timeouts are retried this many times in the task (backoff doubling
+    # from GEMINI_BACKOFF_SECONDS) before the task itself is retried later.
+    GEMINI_RETRIES = env_int("GEMINI_RETRIES", 2)
+    GEMINI_BACKOFF_SECONDS = env_float("GEMINI_BACKOFF_SECONDS", 2.0)
+    GEMINI_KEY_COOLDOWN_SECONDS = env_float("GEMINI_KEY_COOLDOWN_SECONDS", 60.0)
+    GEMINI_KEY_DAILY_COOLDOWN_SECONDS = env_float("GEMINI_KEY_DAILY_COOLDOWN_SECONDS", 3600.0)
+    # Audio up to this size goes inside the request (limit 20 MB); larger through the Files API.
+    GEMINI_INLINE_MAX_BYTES = env_int("GEMINI_INLINE_MAX_BYTES", 14 * 1024 * 1024)
+    GEMINI_FILE_POLL_SECONDS = env_float("GEMINI_FILE_POLL_SECONDS", 2.0)
+    GEMINI_FILE_ACTIVE_TIMEOUT_SECONDS = env_float("GEMINI_FILE_ACTIVE_TIMEOUT_SECONDS", 300.0)
+    # Recordings longer than this are sent in overlapping chunks of at most this length.
+    GEMINI_LONG_AUDIO_SECONDS = env_float("GEMINI_LONG_AUDIO_SECONDS", 27 * 60.0)
+    GEMINI_CHUNK_OVERLAP_SECONDS = env_float("GEMINI_CHUNK_OVERLAP_SECONDS", 30.0)
+    GEMINI_MAX_OUTPUT_TOKENS = env_int("GEMINI_MAX_OUTPUT_TOKENS", 65536)
+    GEMINI_TEMPERATURE = float(env("GEMINI_TEMPERATURE")) if env("GEMINI_TEMPERATURE") else None
+    GEMINI_THINKING_BUDGET = (
+        int(env("GEMINI_THINKING_BUDGET")) if env("GEMINI_THINKING_BUDGET") else None
+    )
+    GEMINI_SAFETY_THRESHOLD = env("GEMINI_SAFETY_THRESHOLD", "BLOCK_ONLY_HIGH")
+    GEMINI_REPAIR_CONTEXT = env_int("GEMINI_REPAIR_CONTEXT", 2)  # neighbours on each side
+    # Translation checks (a flagged sentence goes to translation review with its reasons).
+    GEMINI_KEEP_ENGLISH = env(
+        "GEMINI_KEEP_ENGLISH", "ok,okay,video,email,internet,wifi,website,online,offline,app"
+    )
+    GEMINI_FLAG_ENGLISH_MIN_WORDS = env_int("GEMINI_FLAG_ENGLISH_MIN_WORDS", 1)
+    GEMINI_FLAG_ENGLISH_SKIP_NAMES = env("GEMINI_FLAG_ENGLISH_SKIP_NAMES", "1") != "0"
+    GEMINI_FLAG_LENGTH_RATIO_MIN = env_float("GEMINI_FLAG_LENGTH_RATIO_MIN", 0.4)
+    GEMINI_FLAG_LENGTH_RATIO_MAX = env_float("GEMINI_FLAG_LENGTH_RATIO_MAX", 2.5)
+    GEMINI_FLAG_LENGTH_MIN_CHARS = env_int("GEMINI_FLAG_LENGTH_MIN_CHARS", 15)
+    GEMINI_FLAG_SENTENCE_COUNT_TOLERANCE = env_int("GEMINI_FLAG_SENTENCE_COUNT_TOLERANCE", 1)
+    GEMINI_FLAG_OVERLAP_TOLERANCE_SECONDS = env_float("GEMINI_FLAG_OVERLAP_TOLERANCE_SECONDS", 0.25)
+    GEMINI_FLAG_END_TOLERANCE_SECONDS = env_float("GEMINI_FLAG_END_TOLERANCE_SECONDS", 0.5)
+    # Lexicon: a term corrected this often by reviewers becomes a candidate for the prompt.
+    GEMINI_LEXICON_MIN_CORRECTIONS = env_int("GEMINI_LEXICON_MIN_CORRECTIONS", 3)
+    GEMINI_LEXICON_MAX_TERMS = env_int("GEMINI_LEXICON_MAX_TERMS", 300)
+
+    # Post-review stages
+    # align (GPU hosts with requirements-gpu-align.txt): off where no GPU worker serves `gpu`
+    ALIGN_ENABLED = env("ALIGN_ENABLED", "1").lower() not in ("0", "false", "no", "off")
+    ALIGN_DEVICE = env("ALIGN_DEVICE", "cuda")
+    ALIGN_MODEL_DIR = env("ALIGN_MODEL_DIR")  # wav2vec2 weights, fetched beforehand
+    # Alignment model per language; unset = WhisperX's default for that language.
+    ALIGN_MODELS = {
+        lang: name
+        for lang, name in (("vi", env("ALIGN_MODEL_VI")), ("en", env("ALIGN_MODEL_EN")))
+        if name
+    }
+    # denoise: spectral_gating (CPU) or deepfilternet (GPU, requirements-gpu-denoise.txt)
+    DENOISE_METHOD = env("DENOISE_METHOD", "spectral_gating")
+    DENOISE_TARGET_DBFS = env_float("DENOISE_TARGET_DBFS", -23.0)
+    DENOISE_DEVICE = env("DENOISE_DEVICE", "cuda")
+    DENOISE_MODEL_DIR = env("DENOISE_MODEL_DIR")  # the unpacked DeepFilterNet3 model
+    # export: root of reviewed/ and exports/ (unset = DATA_ROOT); the share of sources in dev/test
+    EXPORT_DIR = env("EXPORT_DIR")
+    EXPORT_DEV_PERCENT = env_float("EXPORT_DEV_PERCENT", 5.0)
+    EXPORT_TEST_PERCENT = env_float("EXPORT_TEST_PERCENT", 5.0)
+    # backup: where the gzip JSONL goes (unset = DATA_ROOT/db_sync); incremental overlap
+    BACKUP_DIR = env("BACKUP_DIR")
+    BACKUP_OVERLAP_SECONDS = env_int("BACKUP_OVERLAP_SECONDS", 3600)
+
     # Sign-in throttling: after this many wrong passwords the account is locked a while.
     LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 15 * 60)

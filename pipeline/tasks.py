@@ -163,3 +163,172 @@ def fetch_archive(location: str, scratch: Path) -> Path:
             f"no such archive in S3 bucket {s3.bucket}: {location}", code="missing"
         )
     return s3.download(location, scratch / "archive.tar")
+
+
+@shared_task(bind=True, name="pipeline.gemini", soft_time_limit=2 * 3600, time_limit=2 * 3600 + 300)
+def gemini(
+    self,
+    sample_id: str,
+    model: str | None = None,
+    replace_existing: bool = False,
+    replaces: str | None = None,
+):
+    """Transcribe and translate one sample with Gemini (the llm queue)."""
+    from .stages import gemini as stage  # google-genai only where the stage runs
+
+    subject = uuid.UUID(sample_id)
+
+    def body(run):
+        return stage.run(subject, model=model, replace_existing=replace_existing, replaces=replaces)
+
+    return run_claimed(self, stage.STAGE, str(subject), body, sample_id=subject)
+
+
+@shared_task(bind=True, name="pipeline.gemini_repair", soft_time_limit=900, time_limit=1000)
+def gemini_repair(self, sample_id: str, model: str | None = None):
+    """Translate again the flagged sentences of one sample (the llm queue)."""
+    from .stages import gemini_repair as stage
+
+    subject = uuid.UUID(sample_id)
+
+    def body(run):
+        return stage.run(subject, model=model)
+
+    return run_claimed(self, stage.STAGE, str(subject), body, sample_id=subject)
+
+
+# --- Post-review stages ------------------------------------------------------------------
+# align (queue gpu) -> segment (cpu) -> human segment review -> denoise (cpu, or gpu with
+# DeepFilterNet) -> export (io); backup (io). Each task claims (stage, sample), runs its
+# stage from pipeline/stages/, and records the job run. GPU tasks hold a model per worker
+# process: run GPU workers with one process and one message at a time,
+#     celery -A celery_worker worker -Q gpu -c 1 --prefetch-multiplier 1
+# The stage modules are imported inside the tasks so this module's import stays light.
+
+
+def _stage_task(task, stage: str, sample_id: str, call):
+    sid = uuid.UUID(str(sample_id))
+    return run_claimed(task, stage, str(sid), lambda run: call(sid), sample_id=sid)
+
+
+@shared_task(bind=True, name="pipeline.align", soft_time_limit=3600, time_limit=3700)
+def align_sample(self, sample_id: str):
+    """WhisperX word timings for a reviewed sample (queue gpu; needs concurrency 1). On a
+    worker without WhisperX it fails transiently and is retried, so a GPU worker gets it."""
+    from .stages import align
+
+    return _stage_task(self, "align", sample_id, align.run)
+
+
+@shared_task(bind=True, name="pipeline.segment", soft_time_limit=900, time_limit=960)
+def segment_sample(self, sample_id: str):
+    """Cut a reviewed (or aligned) sample into 10–30 s segments (queue cpu)."""
+    from .stages import segment
+
+    return _stage_task(self, "segment", sample_id, segment.run)
+
+
+@shared_task(bind=True, name="pipeline.denoise", soft_time_limit=1800, time_limit=1900)
+def denoise_sample(self, sample_id: str):
+    """CPU spectral gating into samples/<id>/denoised.wav (queue cpu)."""
+    from .stages import denoise
+
+    return _stage_task(
+        self, "denoise", sample_id, lambda sid: denoise.run(sid, method="spectral_gating")
+    )
+
+
+@shared_task(bind=True, name="pipeline.denoise_gpu", soft_time_limit=1800, time_limit=1900)
+def denoise_sample_gpu(self, sample_id: str):
+    """DeepFilterNet into samples/<id>/denoised.wav (queue gpu; needs concurrency 1 and
+    requirements-gpu-denoise.txt; elsewhere it fails transiently and is retried)."""
+    from .stages import denoise
+
+    return _stage_task(
+        self, "denoise", sample_id, lambda sid: denoise.run(sid, method="deepfilternet")
+    )
+
+
+@shared_task(bind=True, name="pipeline.export", soft_time_limit=1800, time_limit=1900)
+def export_sample(self, sample_id: str, task_type: str = "audio_segmentation"):
+    """Stage a sample's reviewed segments into reviewed/<task_type>/<id>/ (queue io)."""
+    from .stages import export
+
+    sid = uuid.UUID(str(sample_id))
+    return run_claimed(
+        self,
+        export.STAGE,
+        export.subject_of(export.TaskType(task_type), sid),
+        lambda run: export.run(sid, task_type=task_type),
+        sample_id=sid,
+    )
+
+
+@shared_task(
+    bind=True, name="pipeline.backup", soft_time_limit=3 * 3600 - 300, time_limit=3 * 3600
+)
+def backup_database(self, full: bool = False):
+    """A database backup into BACKUP_DIR (queue io); incremental unless `full`."""
+    from .backup import backup
+
+    def body(run):
+        manifest = backup(full=full)
+        rows = sum(t["rows"] for t in manifest["tables"].values())
+        return {
+            "status": "backed_up",
+            "label": manifest["backup_id"],
+            "message": f"{manifest['kind']} backup, {rows} rows",
+        }
+
+    return run_claimed(self, "backup", "database", body)
+
+
+def alignment_wanted() -> bool:
+    """Align unless ALIGN_ENABLED is off; in the embedded mode (tasks in-process) only where
+    WhisperX is installed, so the laptop demo goes straight to sentence-based segments."""
+    import importlib.util
+
+    if not current_app.config["ALIGN_ENABLED"]:
+        return False
+    if current_app.extensions["celery"].conf.task_always_eager:
+        return importlib.util.find_spec("whisperx") is not None
+    return True
+
+
+def post_review_signatures(sample_id) -> list:
+    """The stages that follow the sample's current state, up to the next human review."""
+    from ra_app.extensions import db
+    from ra_app.models import Sample
+    from ra_app.states import ProcessingState as S
+
+    sample = db.session.get(Sample, uuid.UUID(str(sample_id)))
+    if sample is None:
+        return []
+    sid = str(sample.id)
+    state = sample.processing_state
+    if state is S.REVIEWED:
+        steps = [align_sample.si(sid)] if alignment_wanted() else []
+        return [*steps, segment_sample.si(sid)]
+    if state is S.ALIGNED:
+        return [segment_sample.si(sid)]
+    if state is S.SEGMENTS_REVIEWED:
+        gpu = current_app.config["DENOISE_METHOD"] == "deepfilternet"
+        denoise = denoise_sample_gpu if gpu else denoise_sample
+        return [denoise.si(sid), export_sample.si(sid)]
+    if state is S.DENOISED:
+        return [export_sample.si(sid)]
+    return []
+
+
+def chain_after_approval(sample_id):
+    """Queue what follows a finished review as one Celery chain, each stage on its queue:
+    `reviewed` -> align (gpu) -> segment (cpu); `segments_reviewed` -> denoise -> export (io).
+    A stage runs only after the one before it succeeded. Call it after the commit that moved
+    the sample, so the workers see the new state. Returns the chain's AsyncResult (None when
+    nothing follows)."""
+    from celery import chain
+
+    steps = post_review_signatures(sample_id)
+    if not steps:
+        return None
+    return chain(*steps).apply_async()

@@ -103,7 +103,8 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from pipeline.cli import pipeline_cli
+    from pipeline.cli import pipeline_cli, run_group
+    from pipeline.gemini_cli import gemini_group, run_gemini, run_gemini_repair
     from pipeline.ingest_cli import ingest_cli
 
     from .cli import demo_command, users_cli
@@ -112,6 +113,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(demo_command)
     app.cli.add_command(pipeline_cli)
     app.cli.add_command(ingest_cli)
+    app.cli.add_command(gemini_group)
+    run_group.add_command(run_gemini)
+    run_group.add_command(run_gemini_repair)
 
 
 def register_celery(app: Flask) -> None:
