@@ -5,6 +5,8 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_login import current_user
 from markupsafe import Markup
 
+from pipeline.gemini import lexicon as lexicon_service
+
 from ..accounts import AccountError, create_account, reset_password, set_active, set_role
 from ..extensions import db
 from ..models import Batch, JobRun, Role, SourceKind, TaskType, User, utcnow
@@ -211,3 +213,32 @@ def batch_action(batch_id):
     else:
         abort(400)
     return redirect(url_for("admin.batch_detail", batch_id=batch.id))
+
+
+@bp.route("/lexicon", methods=["GET", "POST"])
+def lexicon():
+    """Terms for the model's prompt: reviewers' repeated corrections arrive unapproved."""
+    if request.method == "POST":
+        action = request.form.get("action", "save")
+        term_id = request.form.get("term_id", type=int)
+        try:
+            if action == "delete" and term_id:
+                lexicon_service.delete_term(term_id)
+                flash("Term deleted.", "success")
+            else:
+                term = lexicon_service.save_term(
+                    request.form.get("term", ""),
+                    kind=request.form.get("kind", "vocabulary"),
+                    translation=request.form.get("translation") or None,
+                    note=request.form.get("note") or None,
+                    approved=request.form.get("approved") == "y",
+                    term_id=term_id,
+                    user_id=current_user.id,
+                )
+                flash(f"Saved “{term.term}”.", "success")
+        except lexicon_service.TermError as error:
+            flash(str(error), "error")
+        return redirect(url_for("admin.lexicon"))
+    return render_template(
+        "admin/lexicon.html", terms=lexicon_service.list_terms(), kinds=lexicon_service.KINDS
+    )
