@@ -92,20 +92,31 @@ export function uid(prefix = "r") {
   return `${prefix}${Date.now().toString(36)}${counter.toString(36)}`;
 }
 
+/** Chromium sizes textareas to their text itself (CSS `field-sizing: content`, review.css). */
+export const FIELD_SIZING = typeof CSS !== "undefined" && Boolean(CSS.supports?.("field-sizing", "content"));
+
 /** Grow a textarea to fit its text (one line minimum). */
 export function autoGrow(textarea) {
+  if (FIELD_SIZING) return; // CSS does it, without forcing a layout
   textarea.style.height = "auto";
   textarea.style.height = `${textarea.scrollHeight + 2}px`;
 }
 
 /** autoGrow for many textareas with two layouts instead of one per field. */
 export function autoGrowAll(textareas) {
+  if (FIELD_SIZING) return;
   const list = [...textareas];
   for (const ta of list) ta.style.height = "auto";
   const heights = list.map((ta) => ta.scrollHeight);
   list.forEach((ta, i) => {
     ta.style.height = `${heights[i] + 2}px`;
   });
+}
+
+/** Run fn(deadline) when the page is idle (or soon, where requestIdleCallback is missing). */
+export function whenIdle(fn, timeout = 200) {
+  if (typeof requestIdleCallback === "function") return requestIdleCallback(fn, { timeout });
+  return setTimeout(() => fn({ didTimeout: true, timeRemaining: () => 8 }), 16);
 }
 
 export function isTypingTarget(el) {

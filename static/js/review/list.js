@@ -1,7 +1,37 @@
 // What the three editors share: a list of rows (sentences or segments) with one "current"
 // row, click-to-play, the row playing highlighted and kept in view, regions on the waveform
 // for the rows, problems shown next to rows, and an undo for structural edits.
-import { h, clear, num } from "./dom.js";
+import { h, clear, num, whenIdle, FIELD_SIZING } from "./dom.js";
+
+// Long tasks (a whole hour: ~900 rows) draw the first rows at once and the rest when the
+// page is idle; regions go onto the waveform the same way, so neither blocks the player.
+const FIRST_ROWS = 40;
+const ROW_BATCH = 25;
+const FIRST_REGIONS = 60;
+const SLICE_MS = 8;
+
+/** The rows drawn so far by id; asking for one not drawn yet draws the rest first. */
+class RowMap extends Map {
+  constructor(editor) {
+    super();
+    this.editor = editor;
+  }
+
+  get(id) {
+    if (!super.has(id)) this.editor?.flushRows();
+    return super.get(id);
+  }
+
+  /** The row if it is drawn already, without drawing the rest. */
+  peek(id) {
+    return super.get(id);
+  }
+
+  keys() {
+    this.editor?.flushRows();
+    return super.keys();
+  }
+}
 
 const COLORS = {
   normal: ["rgba(31, 95, 191, 0.10)", "rgba(31, 95, 191, 0.18)"],
@@ -17,7 +47,10 @@ export class ListEditor {
     this.noun = noun;
     this.regionResize = regionResize && ctx.editable;
     this.regionLabel = regionLabel;
-    this.rowEls = new Map();
+    this.rowEls = new RowMap(this);
+    this.rowsDrawn = 0;
+    this.rowsGen = 0;
+    this.regionsGen = 0;
     this.selectedId = null;
     this.playingId = null;
     this.undoStack = [];
@@ -67,9 +100,28 @@ export class ListEditor {
 
   /** Rows are numbered in the order shown; each re-render rebuilds the list. */
   render() {
+    this.rowsGen += 1;
     clear(this.listEl);
     this.rowEls.clear();
-    this.items.forEach((row, index) => {
+    this.rowsDrawn = 0;
+    if (!this.items.length) this.listEl.append(this.emptyRow());
+    // Without CSS field sizing the textareas are grown by script over all rows: draw them all.
+    this.drawRows(FIELD_SIZING ? FIRST_ROWS : this.items.length);
+    if (this.rowsDrawn < this.items.length) this.scheduleRows();
+    this.afterRender();
+    this.syncRegions();
+  }
+
+  /** Draw rows up to `end` (exclusive). */
+  drawRows(end) {
+    const items = this.items;
+    const last = Math.min(end, items.length);
+    if (this.rowsDrawn >= last) return;
+    const fragment = document.createDocumentFragment();
+    const drawn = [];
+    for (; this.rowsDrawn < last; this.rowsDrawn += 1) {
+      const index = this.rowsDrawn;
+      const row = items[index];
       const li = this.renderRow(row, index);
       li.dataset.id = row._id;
       li.setAttribute("aria-label", `${this.noun} ${index + 1}`);
@@ -77,12 +129,35 @@ export class ListEditor {
       if (row._id === this.playingId) li.classList.add("playing");
       li.addEventListener("click", (event) => this.onRowClick(event, row._id));
       this.rowEls.set(row._id, li);
-      this.listEl.append(li);
-      this.showRowProblems(row._id);
-    });
-    if (!this.items.length) this.listEl.append(this.emptyRow());
-    this.afterRender();
-    this.syncRegions();
+      fragment.append(li);
+      drawn.push(row._id);
+    }
+    this.listEl.append(fragment);
+    for (const id of drawn) this.showRowProblems(id);
+  }
+
+  /** Draw every row not drawn yet (someone needs one of them now). */
+  flushRows() {
+    if (this.flushing || this.rowsDrawn >= this.items.length) return;
+    this.flushing = true;
+    try {
+      this.drawRows(this.items.length);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  scheduleRows() {
+    const gen = this.rowsGen;
+    const step = (deadline) => {
+      if (gen !== this.rowsGen) return;
+      const stop = performance.now() + SLICE_MS;
+      do {
+        this.drawRows(this.rowsDrawn + ROW_BATCH);
+      } while (this.rowsDrawn < this.items.length && (deadline && !deadline.didTimeout ? deadline.timeRemaining() > 2 : performance.now() < stop));
+      if (this.rowsDrawn < this.items.length) whenIdle(step);
+    };
+    whenIdle(step);
   }
 
   emptyRow() {
@@ -208,28 +283,58 @@ export class ListEditor {
   syncRegions() {
     if (!this.player || !this.regionById) return;
     const regions = this.player.regions;
+    this.regionsGen += 1;
+    const gen = this.regionsGen;
     this.syncing = true;
     regions.clearRegions();
     this.regionById.clear();
-    this.items.forEach((row, index) => {
-      const s = num(row.start);
-      const e = num(row.end);
-      if (s === null || e === null || e <= s) return;
-      const region = regions.addRegion({
-        id: row._id,
-        start: this.player.toPlayer(s),
-        end: this.player.toPlayer(e),
-        color: this.regionColor(row, index, row._id === this.playingId),
-        drag: false,
-        resize: this.regionResize,
-        content: this.regionContent(row, index),
-        minLength: 0.05,
-      });
-      this.regionById.set(row._id, region);
-      // For tests and styling: which row a region (and its edge handles) belongs to.
-      region.element?.setAttribute("data-row", String(index + 1));
-    });
     this.syncing = false;
+    this.regionsNext = 0;
+    // Few rows: all at once. Many: the first ones now, the rest in short idle slices
+    // (each region costs wavesurfer a layout).
+    this.addRegions(this.items.length <= FIRST_REGIONS ? this.items.length : FIRST_REGIONS);
+    if (this.regionsNext >= this.items.length) return;
+    const step = (deadline) => {
+      if (gen !== this.regionsGen || !this.player) return;
+      const stop = performance.now() + SLICE_MS;
+      do {
+        this.addRegions(this.regionsNext + 5);
+      } while (this.regionsNext < this.items.length && (deadline && !deadline.didTimeout ? deadline.timeRemaining() > 2 : performance.now() < stop));
+      if (this.regionsNext < this.items.length) whenIdle(step, 500);
+    };
+    whenIdle(step, 500);
+  }
+
+  /** Add the regions of the rows from regionsNext up to `end` (exclusive). */
+  addRegions(end) {
+    const regions = this.player.regions;
+    const items = this.items;
+    const last = Math.min(end, items.length);
+    this.syncing = true;
+    try {
+      for (; this.regionsNext < last; this.regionsNext += 1) {
+        const index = this.regionsNext;
+        const row = items[index];
+        const s = num(row.start);
+        const e = num(row.end);
+        if (s === null || e === null || e <= s) continue;
+        const region = regions.addRegion({
+          id: row._id,
+          start: this.player.toPlayer(s),
+          end: this.player.toPlayer(e),
+          color: this.regionColor(row, index, row._id === this.playingId),
+          drag: false,
+          resize: this.regionResize,
+          content: this.regionContent(row, index),
+          minLength: 0.05,
+        });
+        this.regionById.set(row._id, region);
+        // For tests and styling: which row a region (and its edge handles) belongs to.
+        region.element?.setAttribute("data-row", String(index + 1));
+      }
+    } finally {
+      this.syncing = false;
+    }
   }
 
   /** Move one row's region to its (recording-time) start/end. */
@@ -238,7 +343,9 @@ export class ListEditor {
     const s = num(row.start);
     const e = num(row.end);
     if (!region) {
-      if (s !== null && e !== null && e > s) this.syncRegions();
+      // Not added yet by the idle slices: they read the row when they get to it.
+      const pending = this.regionsNext < this.items.length && this.indexOfId(row._id) >= this.regionsNext;
+      if (!pending && s !== null && e !== null && e > s) this.syncRegions();
       return;
     }
     if (s === null || e === null || e <= s) return;

@@ -77,6 +77,16 @@ function closeMessage(id) {
   ui.messages.querySelector(`[data-message="${id}"]`)?.remove();
 }
 
+// --- player first: its imports, the peaks and the audio load while the editor is built ---
+
+const playerStarted = createPlayer({
+  data,
+  audio: ui.audio,
+  container: ui.waveform,
+  vendor: JSON.parse(app.dataset.vendor),
+  onError: (text) => showMessage("player-error", { tone: "warn", text }),
+});
+
 // --- state and editor --------------------------------------------------------------------
 
 const store = new Store(data, kind);
@@ -154,13 +164,7 @@ function showTime() {
   ui.time.textContent = `${fmtTime(player.now())} / ${fmtTime(player.end)}`;
 }
 
-createPlayer({
-  data,
-  audio: ui.audio,
-  container: ui.waveform,
-  vendor: JSON.parse(app.dataset.vendor),
-  onError: (text) => showMessage("player-error", { tone: "warn", text }),
-})
+playerStarted
   .then((player) => {
     ctx.player = player;
     const ws = player.ws;

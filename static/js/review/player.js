@@ -32,29 +32,29 @@ export function peaksToChannels(answer, duration) {
 export async function createPlayer({ data, audio, container, vendor, onError }) {
   const offset = Number(data.audio_offset) || 0;
   const windowLength = Math.max(0.1, (data.task.window_end ?? data.sample.duration) - (data.task.window_start ?? 0));
-  const [{ default: WaveSurfer }, { default: RegionsPlugin }, { default: TimelinePlugin }, { default: HoverPlugin }] =
-    await Promise.all([
-      import(vendor.wavesurfer),
-      import(vendor.regions),
-      import(vendor.timeline),
-      import(vendor.hover),
-    ]);
-
+  // The imports and the peaks download go out together.
+  const modules = Promise.all([
+    import(vendor.wavesurfer),
+    import(vendor.regions),
+    import(vendor.timeline),
+    import(vendor.hover),
+  ]);
   // Enough points for the container at a generous zoom, within what the server serves.
   const width = Math.max(320, container.clientWidth || 800);
   const maxPoints = Math.min(20000, Math.max(8000, Math.round(width * 12)));
+  const peaks = getJSON(`${data.urls.peaks}?max_points=${maxPoints}`).then((answer) => ({ answer }), (error) => ({ error }));
+  const [{ default: WaveSurfer }, { default: RegionsPlugin }, { default: TimelinePlugin }, { default: HoverPlugin }] = await modules;
+
   let channels = null;
   let duration = windowLength;
-  try {
-    const answer = await getJSON(`${data.urls.peaks}?max_points=${maxPoints}`);
-    if (answer.ok && answer.data) {
-      duration = Number(answer.data.duration_s) || windowLength;
-      channels = peaksToChannels(answer.data, duration);
-    } else {
-      onError?.("The waveform could not be loaded; the audio still plays.");
-    }
-  } catch {
+  const { answer, error } = await peaks;
+  if (error) {
     onError?.("The waveform could not be loaded (offline?); the audio still plays.");
+  } else if (answer.ok && answer.data) {
+    duration = Number(answer.data.duration_s) || windowLength;
+    channels = peaksToChannels(answer.data, duration);
+  } else {
+    onError?.("The waveform could not be loaded; the audio still plays.");
   }
   if (!channels) channels = [new Float32Array(Math.max(2, Math.round(duration * 10)))];
 

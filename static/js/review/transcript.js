@@ -186,7 +186,7 @@ export class TranscriptEditor extends ListEditor {
   }
 
   refreshWords(row) {
-    const li = this.rowEls.get(row._id);
+    const li = this.rowEls.peek(row._id); // rows not drawn yet are drawn with the latest words
     if (li) this.fillWords(li, row, this.indexOfId(row._id) + 1);
   }
 
