@@ -332,3 +332,21 @@ def chain_after_approval(sample_id):
     if not steps:
         return None
     return chain(*steps).apply_async()
+
+
+def _fresh_models(**_):
+    """A forked worker process starts with no model of its parent's: CUDA state does not
+    survive a fork, so each process loads its own on its first task (and keeps it)."""
+    from .stages import align, denoise
+
+    align.forget_models()
+    denoise.forget_models()
+
+
+def _connect_worker_signals() -> None:
+    from celery.signals import worker_process_init
+
+    worker_process_init.connect(_fresh_models, weak=False)
+
+
+_connect_worker_signals()

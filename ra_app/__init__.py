@@ -106,6 +106,7 @@ def register_commands(app: Flask) -> None:
     from pipeline.cli import pipeline_cli, run_group
     from pipeline.gemini_cli import gemini_group, run_gemini, run_gemini_repair
     from pipeline.ingest_cli import ingest_cli
+    from pipeline.post_review_cli import run_commands, top_commands
 
     from .cli import demo_command, users_cli
 
@@ -116,6 +117,10 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(gemini_group)
     run_group.add_command(run_gemini)
     run_group.add_command(run_gemini_repair)
+    for command in run_commands:  # flask pipeline run align|segment|denoise|export
+        run_group.add_command(command)
+    for command in top_commands:  # flask export, flask backup, flask restore
+        app.cli.add_command(command)
 
 
 def register_celery(app: Flask) -> None:

@@ -307,8 +307,12 @@ def submit(task: Assignment, user: User, payload: dict) -> dict:
             **result.pop("decision", {}),
         )
     )
-    finish_sample_if_done(sample, task.task_type)
+    moved_on = finish_sample_if_done(sample, task.task_type)
     db.session.commit()
+    if moved_on:  # after the commit, so the workers see the new state
+        from pipeline.tasks import chain_after_approval
+
+        chain_after_approval(sample.id)
     return result
 
 
@@ -449,8 +453,8 @@ def submit_segments(task: Assignment, sample: Sample, sent) -> dict:
     return {"segments": len(segments)}
 
 
-def finish_sample_if_done(sample: Sample, task_type: TaskType) -> None:
-    """When the last open task of a kind is submitted, the sample moves on."""
+def finish_sample_if_done(sample: Sample, task_type: TaskType) -> bool:
+    """When the last open task of a kind is submitted, the sample moves on (True)."""
     kinds = TEXT_TASKS if task_type in TEXT_TASKS else (TaskType.AUDIO_SEGMENTATION,)
     still_open = db.session.scalar(
         sa.select(sa.func.count()).where(
@@ -460,9 +464,11 @@ def finish_sample_if_done(sample: Sample, task_type: TaskType) -> None:
         )
     )
     if still_open:
-        return
+        return False
     target = (
         ProcessingState.REVIEWED if task_type in TEXT_TASKS else ProcessingState.SEGMENTS_REVIEWED
     )
-    if can_transition(sample.processing_state, target):
-        transition(sample, target)
+    if not can_transition(sample.processing_state, target):
+        return False
+    transition(sample, target)
+    return True
