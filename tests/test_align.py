@@ -5,7 +5,6 @@ without WhisperX refuses and leaves the task for a GPU worker; approval chains t
 from __future__ import annotations
 
 import sys
-import time
 import types
 
 import numpy as np
@@ -22,6 +21,7 @@ from ra_app.review.text import word_languages
 from ra_app.states import ProcessingState as S
 
 from .test_segment import RATE, stored_sample
+from .workers import wait_for
 
 ROWS = [
     {"start": 0.5, "end": 4.5, "text": "hôm nay em họp. với team lúc 9 giờ", "translation": "a"},
@@ -206,16 +206,6 @@ def test_a_host_without_whisperx_refuses_clearly(app, monkeypatch):
         assert db.session.get(Sample, sample.id).processing_state is S.REVIEWED
 
 
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
-
-
 def test_a_worker_without_whisperx_leaves_the_task_for_a_gpu_worker(app, celery_app):
     with app.app_context():
         sample_id = stored_sample(app, quiet(13), ROWS).id
@@ -230,8 +220,8 @@ def test_a_worker_without_whisperx_leaves_the_task_for_a_gpu_worker(app, celery_
         celery_app, pool="threads", concurrency=1, queues=["gpu"], perform_ping_check=False
     ):
         result = align_sample.delay(str(sample_id))
-        (run,) = wait_for(failed_runs)
-        wait_for(lambda: result.state == "RETRY")  # back on the gpu queue, not consumed
+        (run,) = wait_for(failed_runs, timeout=30)
+        wait_for(lambda: result.state == "RETRY", timeout=30)  # back on the gpu queue, not consumed
     assert run.failure_class is FailureClass.TRANSIENT
     assert "requirements-gpu-align.txt" in run.error
     with app.app_context():

@@ -25,7 +25,7 @@ from ra_app.states import ProcessingState as S
 
 from .conftest import REDIS_URL
 from .test_segment import RATE, stored_sample
-from .workers import kill_hard, worker_process
+from .workers import kill_hard, wait_for, worker_process
 
 
 def voiced(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -147,16 +147,6 @@ def test_deepfilternet_refuses_clearly_without_its_environment(app, monkeypatch)
         assert "requirements-gpu-denoise.txt" in str(refused.value)
         sample = db.session.get(Sample, sample.id)
         assert sample.denoised_path is None and sample.processing_state is S.SEGMENTS_REVIEWED
-
-
-def wait_for(predicate, timeout=60.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
 
 
 def test_killed_denoise_is_finished_by_the_next_run(app, celery_app, tmp_path):

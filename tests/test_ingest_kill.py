@@ -12,17 +12,7 @@ from ra_app.models import JobRun, JobStatus, Sample
 
 from . import audio
 from .conftest import REDIS_URL
-from .workers import kill_hard, worker_process
-
-
-def wait_for(predicate, timeout=60.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
+from .workers import kill_hard, wait_for, worker_process
 
 
 def test_killed_ingest_is_finished_by_the_next_run(app, celery_app, tmp_path):

@@ -83,3 +83,14 @@ def kill_hard(proc) -> None:
     """SIGKILL the worker and its pool processes, as a crash or an OOM kill would."""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something true; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting")
