@@ -145,27 +145,58 @@ def write_revisions(
     db.session.add(transcript)
     translation = None
     if with_translation:
-        translation = TranslationRevision(
-            sample=sample,
-            version=next_version(TranslationRevision, sample.id),
+        translation = write_translation_revision(
+            sample,
+            transcript,
+            rows,
             origin=origin,
-            sentences=[
-                {
-                    "index": index,
-                    "translation": row.get("translation", ""),
-                    **({"flags": row["flags"]} if row.get("flags") else {}),
-                }
-                for index, row in enumerate(rows)
-            ],
-            transcript=transcript,
             author_id=author_id,
             assignment_id=assignment_id,
-            base_revision_id=base_translation.id if base_translation else None,
+            base=base_translation,
             model_name=model_name,
             prompt_version=prompt_version,
         )
-        db.session.add(translation)
-    flags = sum(len(row.get("flags") or []) for row in rows) if with_translation else 0
+    else:
+        sample.translation_flag_count = 0
+        sample.needs_translation_review = False
+    return transcript, translation
+
+
+def write_translation_revision(
+    sample: Sample,
+    transcript: TranscriptRevision,
+    rows: list[dict],
+    *,
+    origin: Origin,
+    author_id: int | None = None,
+    assignment_id=None,
+    base: TranslationRevision | None = None,
+    model_name: str | None = None,
+    prompt_version: str | None = None,
+) -> TranslationRevision:
+    """Append a translation revision following `transcript` index for index (alone, when only
+    the translations changed), and keep the sample's flag columns in step with its flags."""
+    translation = TranslationRevision(
+        sample=sample,
+        version=next_version(TranslationRevision, sample.id),
+        origin=origin,
+        sentences=[
+            {
+                "index": index,
+                "translation": row.get("translation", ""),
+                **({"flags": row["flags"]} if row.get("flags") else {}),
+            }
+            for index, row in enumerate(rows)
+        ],
+        transcript=transcript,
+        author_id=author_id,
+        assignment_id=assignment_id,
+        base_revision_id=base.id if base else None,
+        model_name=model_name,
+        prompt_version=prompt_version,
+    )
+    db.session.add(translation)
+    flags = sum(len(row.get("flags") or []) for row in rows)
     sample.translation_flag_count = flags
     sample.needs_translation_review = flags > 0
-    return transcript, translation
+    return translation

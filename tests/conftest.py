@@ -189,14 +189,7 @@ def celery_app(app):
 @pytest.fixture
 def io_worker(celery_app):
     """A real Celery worker (in a thread of this process) consuming the io queue."""
-    from celery.contrib.testing.worker import start_worker
+    from .workers import thread_worker
 
-    with start_worker(
-        celery_app,
-        pool="threads",
-        concurrency=2,
-        queues=["io"],
-        perform_ping_check=False,
-        shutdown_timeout=60,
-    ) as worker:
+    with thread_worker(celery_app, "io") as worker:
         yield worker

@@ -397,16 +397,9 @@ def gemini_app(app, fake, no_internet):
 @pytest.fixture
 def llm_worker(celery_app):
     """A real Celery worker (in a thread of this process) consuming the llm queue."""
-    from celery.contrib.testing.worker import start_worker
+    from .workers import thread_worker
 
-    with start_worker(
-        celery_app,
-        pool="threads",
-        concurrency=2,
-        queues=["llm"],
-        perform_ping_check=False,
-        shutdown_timeout=30,
-    ) as worker:
+    with thread_worker(celery_app, "llm") as worker:
         yield worker
 
 

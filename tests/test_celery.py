@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import sqlalchemy as sa
-from celery.contrib.testing.worker import start_worker
 
 from pipeline.jobs import claim
 from pipeline.tasks import selftest
@@ -11,19 +10,7 @@ from ra_app.extensions import db
 from ra_app.models import JobRun, JobStatus, utcnow
 
 from .conftest import REDIS_URL
-from .workers import worker_process
-
-
-def worker(celery_app, name):
-    return start_worker(
-        celery_app,
-        pool="threads",
-        concurrency=1,
-        queues=["io"],
-        hostname=f"{name}@test",
-        perform_ping_check=False,
-        shutdown_timeout=30,
-    )
+from .workers import thread_worker, worker_process
 
 
 def job_runs(app, subject):
@@ -40,7 +27,7 @@ def test_task_is_routed_to_its_queue(celery_app):
 
 
 def test_worker_runs_a_task_that_writes_its_job_run(app, celery_app):
-    with worker(celery_app, "w1"):
+    with thread_worker(celery_app, "io", concurrency=1):
         result = selftest.delay(subject="ping")
         outcome = result.get(timeout=30)
     assert outcome["attempt"] == 1
@@ -68,7 +55,7 @@ def test_two_workers_racing_for_one_claim_run_it_once(app, celery_app, tmp_path)
 def test_an_expired_lease_is_taken_over_by_a_worker(app, celery_app):
     with app.app_context():
         claim("selftest", "orphan", lease_s=60, now=utcnow() - timedelta(minutes=10))
-    with worker(celery_app, "w1"):
+    with thread_worker(celery_app, "io", concurrency=1):
         outcome = selftest.delay(subject="orphan").get(timeout=30)
     assert outcome["attempt"] == 2
     assert [r.status for r in job_runs(app, "orphan")] == [JobStatus.EXPIRED, JobStatus.SUCCEEDED]

@@ -94,3 +94,20 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting")
+
+
+@contextmanager
+def thread_worker(celery_app, queue: str, concurrency: int = 2):
+    """A real Celery worker in a thread of the test process, consuming one queue (it sees
+    the test's app and database; use `worker_process` to kill one)."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=concurrency,
+        queues=[queue],
+        perform_ping_check=False,
+        shutdown_timeout=60,
+    ) as worker:
+        yield worker

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ra_app.extensions import db
-from ra_app.models import Origin, Sample, TranscriptRevision, TranslationRevision
+from ra_app.models import Origin, Sample, TranslationRevision
 from ra_app.review.text import nfc
-from ra_app.revisions import latest, latest_transcript, next_version, rows_of
+from ra_app.revisions import latest, latest_transcript, rows_of, write_translation_revision
 from ra_app.states import ProcessingState
 
 from ..errors import TransientError
@@ -82,41 +82,6 @@ def flagged_indexes(rows: list[dict]) -> list[int]:
     return [i for i, row in enumerate(rows) if any(is_translation_flag(f) for f in row["flags"])]
 
 
-def write_translation_revision(
-    sample: Sample,
-    transcript: TranscriptRevision,
-    base: TranslationRevision,
-    rows: list[dict],
-    *,
-    origin: Origin,
-    model_name: str | None,
-    prompt_version: str | None,
-) -> TranslationRevision:
-    """A translation revision alone, following `transcript` (see the module docstring)."""
-    revision = TranslationRevision(
-        sample=sample,
-        version=next_version(TranslationRevision, sample.id),
-        origin=origin,
-        sentences=[
-            {
-                "index": index,
-                "translation": row.get("translation", ""),
-                **({"flags": row["flags"]} if row.get("flags") else {}),
-            }
-            for index, row in enumerate(rows)
-        ],
-        transcript=transcript,
-        base_revision_id=base.id,
-        model_name=model_name,
-        prompt_version=prompt_version,
-    )
-    db.session.add(revision)
-    flags = sum(len(row.get("flags") or []) for row in rows)
-    sample.translation_flag_count = flags
-    sample.needs_translation_review = flags > 0
-    return revision
-
-
 def run(sample_id, *, model: str | None = None) -> dict:
     config = current_app.config
     model = model or config["GEMINI_MODEL"]
@@ -152,8 +117,8 @@ def run(sample_id, *, model: str | None = None) -> dict:
     write_translation_revision(
         sample,
         transcript,
-        translation,
         rows,
+        base=translation,
         origin=Origin.GEMINI_REPAIR,
         model_name=model,
         prompt_version=version,
