@@ -107,6 +107,8 @@ class Config:
     # claimed task is held this long after the reviewer's last activity.
     REVIEW_WINDOW_SECONDS = env_int("REVIEW_WINDOW_SECONDS", 300)
     REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 30 * 60)
+    # A second reviewer approves only after playing this share of the task's audio.
+    REVIEW_LISTEN_REQUIRED = env_float("REVIEW_LISTEN_REQUIRED", 0.98)
     SEGMENT_MIN_SECONDS = env_float("SEGMENT_MIN_SECONDS", 10.0)
     SEGMENT_MAX_SECONDS = env_float("SEGMENT_MAX_SECONDS", 30.0)
 

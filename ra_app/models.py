@@ -220,7 +220,7 @@ class RevisionMixin:
     def assignment_id(cls) -> Mapped[uuid.UUID | None]:  # noqa: N805
         """The review task a human revision was submitted from."""
         # use_alter: assignments point back at revisions (their base), a cycle of keys.
-        return mapped_column(sa.ForeignKey("assignments.id", use_alter=True))
+        return mapped_column(sa.ForeignKey("assignments.id", use_alter=True), index=True)
 
     @declared_attr
     def author(cls) -> Mapped[User | None]:  # noqa: N805
@@ -235,6 +235,8 @@ class TranscriptRevision(RevisionMixin, db.Model):
     base_revision_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("transcript_revisions.id")
     )
+    # Picked by an admin as the known-correct answer for hidden gold tasks.
+    is_gold: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
 
     sample: Mapped[Sample] = relationship()
 
@@ -375,6 +377,9 @@ class Batch(Timestamped, db.Model):
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
 
+REVIEW_PENDING = "status = 'pending' AND reviewer_id IS NULL AND review_of_id IS NOT NULL"
+
+
 class Assignment(Timestamped, db.Model):
     """A review task: one task type on a sample, or on a window of a long sample."""
 
@@ -399,6 +404,13 @@ class Assignment(Timestamped, db.Model):
             "window_start_s",
             postgresql_where=sa.text("status = 'pending' AND reviewer_id IS NULL"),
             sqlite_where=sa.text("status = 'pending' AND reviewer_id IS NULL"),
+        ),
+        sa.Index(
+            "ix_assignments_review_pending",
+            "created_at",
+            "window_start_s",
+            postgresql_where=sa.text(REVIEW_PENDING),
+            sqlite_where=sa.text(REVIEW_PENDING),
         ),
     )
 
@@ -425,7 +437,9 @@ class Assignment(Timestamped, db.Model):
     )
     progress: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
     # Staged review: a second reviewer's task points at the submitted task it checks.
-    review_of_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("assignments.id"))
+    review_of_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("assignments.id"), index=True
+    )
     # How much of the task's audio the reviewer has played (approval needs all of it).
     listened_fraction: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
     # Hidden gold tasks: the known-correct answer, and the reviewer's score against it.
@@ -434,6 +448,9 @@ class Assignment(Timestamped, db.Model):
         sa.ForeignKey("transcript_revisions.id")
     )
     score: Mapped[float | None] = mapped_column(sa.Float)
+    # What a submit sent when it is not a revision: a gold task's rows (kept out of the
+    # sample's history), a segmentation task's boundaries (segments are replaced in place).
+    answer: Mapped[dict | None] = mapped_column(JSONDoc)
     # Drafts live with the task so a reload or a server restart loses nothing typed.
     draft: Mapped[dict | None] = mapped_column(JSONDoc)
     draft_saved_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
@@ -442,6 +459,7 @@ class Assignment(Timestamped, db.Model):
 
     sample: Mapped[Sample] = relationship()
     reviewer: Mapped[User | None] = relationship()
+    review_of: Mapped[Assignment | None] = relationship(remote_side=[id])
 
 
 class LexiconTerm(Timestamped, db.Model):
@@ -475,6 +493,11 @@ class ReviewDecision(db.Model):
     translation_revision_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("translation_revisions.id")
     )
+    # A second review's agreement with the author: WER/CER between the author's text and the
+    # approved text (0 when approved unchanged), or for segments the mean boundary shift.
+    wer: Mapped[float | None] = mapped_column(sa.Float)
+    cer: Mapped[float | None] = mapped_column(sa.Float)
+    boundary_diff_s: Mapped[float | None] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), default=utcnow, server_default=sa.func.now(), index=True
     )

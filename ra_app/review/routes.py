@@ -17,8 +17,8 @@ from ..extensions import db
 from ..models import Assignment, TaskType
 from . import bp, media
 from .services import my_queue
-from .tasks import claim_next
-from .work import TaskError, save_draft, submit, task_data, touch
+from .tasks import claim_next, reopen_returned
+from .work import TaskError, decide, save_draft, submit, task_data, touch
 
 VENDOR = {
     # url prefix -> folder of an npm package's built files (installed by scripts/setup.sh)
@@ -58,13 +58,14 @@ def load_task(task_id) -> Assignment:
 def task_urls(task: Assignment) -> dict:
     return {
         name: url_for(f"review.task_{name}", task_id=task.id)
-        for name in ("audio", "peaks", "draft", "submit", "touch")
+        for name in ("audio", "peaks", "draft", "submit", "touch", "decide")
     } | {"queue": url_for("review.home")}
 
 
 @bp.route("/tasks/<uuid:task_id>")
 def task_page(task_id):
     task = load_task(task_id)
+    reopen_returned(task, current_user)
     data = task_data(task, current_user, task_urls(task))
     return render_template("review/task.html", task=task, data=data)
 
@@ -119,7 +120,12 @@ def task_submit(task_id):
 
 @bp.route("/tasks/<uuid:task_id>/touch", methods=["POST"])
 def task_touch(task_id):
-    return json_call(lambda task, user, payload: touch(task, user), task_id)
+    return json_call(touch, task_id)
+
+
+@bp.route("/tasks/<uuid:task_id>/decide", methods=["POST"])
+def task_decide(task_id):
+    return json_call(decide, task_id)
 
 
 @bp.route("/vendor/<package>/<path:filename>")

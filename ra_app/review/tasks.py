@@ -124,30 +124,47 @@ def pools_open_to(user_id: int) -> list[int]:
     ]
 
 
-def _queues(user_id: int, task_type: TaskType | None) -> list:
-    """The two places a next task comes from, in order: the reviewer's own pending tasks,
+def _queues(user: User, task_type: TaskType | None) -> list:
+    """The places a next task comes from, in order: second reviews waiting for someone
+    other than their author (they hold a sample back), the reviewer's own pending tasks,
     then the shared pools open to them. Each is one indexed, ordered scan (see the partial
     indexes on assignments) instead of one query with an OR that sorts the whole table."""
+    active = sa.select(Batch.id).where(Batch.status == BatchStatus.ACTIVE)
     paused = list(db.session.scalars(sa.select(Batch.id).where(Batch.status != BatchStatus.ACTIVE)))
-    pools = pools_open_to(user_id)
-    own = sa.select(Assignment.id).where(
-        Assignment.status == AssignmentStatus.PENDING, Assignment.reviewer_id == user_id
-    )
+    pools = pools_open_to(user.id)
+    pending = Assignment.status == AssignmentStatus.PENDING
+    own = sa.select(Assignment.id).where(pending, Assignment.reviewer_id == user.id)
     pool = sa.select(Assignment.id).where(
-        Assignment.status == AssignmentStatus.PENDING,
+        pending,
         Assignment.reviewer_id.is_(None),
+        Assignment.review_of_id.is_(None),
         sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.in_(pools)),
     )
-    queues = []
-    for query in (own, pool):
+    queues = [own, pool]
+    if not user.in_training:
+        author = sa.orm.aliased(Assignment)
+        reviews = sa.select(Assignment.id).where(
+            pending,
+            Assignment.reviewer_id.is_(None),
+            Assignment.review_of_id.is_not(None),
+            # Admins check any active batch; reviewers the batches they work in.
+            sa.or_(
+                Assignment.batch_id.is_(None),
+                Assignment.batch_id.in_(active if user.is_admin else pools),
+            ),
+            ~sa.exists().where(author.id == Assignment.review_of_id, author.reviewer_id == user.id),
+        )
+        queues.insert(0, reviews)
+    ordered = []
+    for query in queues:
         if paused:
             query = query.where(
                 sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.not_in(paused))
             )
         if task_type is not None:
             query = query.where(Assignment.task_type == task_type)
-        queues.append(query.order_by(Assignment.created_at, Assignment.window_start_s).limit(1))
-    return queues
+        ordered.append(query.order_by(Assignment.created_at, Assignment.window_start_s).limit(1))
+    return ordered
 
 
 def current_task(user_id: int, task_type: TaskType | None = None) -> Assignment | None:
@@ -172,11 +189,10 @@ def claim_next(user: User, task_type: TaskType | None = None) -> Assignment | No
     held = current_task(user.id, task_type)
     if held is not None:
         held.lease_expires_at = lease_deadline()
-        if held.status is AssignmentStatus.REJECTED:
-            held.status = AssignmentStatus.IN_PROGRESS
+        held.status = AssignmentStatus.IN_PROGRESS
         db.session.commit()
         return held
-    for queue in _queues(user.id, task_type):
+    for queue in _queues(user, task_type):
         task = _take(queue, user)
         if task is not None:
             return task
@@ -221,6 +237,14 @@ def start(task: Assignment, user: User) -> None:
     task.status = AssignmentStatus.IN_PROGRESS
     task.lease_expires_at = lease_deadline()
     task.started_at = task.started_at or utcnow()
+
+
+def reopen_returned(task: Assignment, user: User) -> None:
+    """A task sent back by a second reviewer opens for its author to work on again."""
+    if task.status is AssignmentStatus.REJECTED and task.reviewer_id == user.id:
+        task.status = AssignmentStatus.IN_PROGRESS
+        task.lease_expires_at = lease_deadline()
+        db.session.commit()
 
 
 def extend_lease(task: Assignment) -> None:

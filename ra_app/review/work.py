@@ -32,7 +32,7 @@ from ..revisions import (
     write_revisions,
 )
 from ..states import ProcessingState, can_transition, transition
-from . import text
+from . import gold, staging, text
 from .tasks import TEXT_TASKS, extend_lease
 
 OPEN = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
@@ -57,6 +57,12 @@ class Invalid(TaskError):
 
 
 class Stale(TaskError):
+    status = 409
+
+
+class NotHeard(TaskError):
+    """Approval needs the whole task's audio played."""
+
     status = 409
 
 
@@ -142,12 +148,16 @@ def submitted_revisions(task: Assignment) -> tuple:
 def task_data(task: Assignment, user: User, urls: dict) -> dict:
     """Everything the task page needs, as JSON: the rows the reviewer started from, or for
     a submitted task the rows it submitted."""
-    transcript_id, translation_id = submitted_revisions(task)
+    transcript_id, translation_id = (None, None)
+    if task.status not in OPEN:
+        transcript_id, translation_id = submitted_revisions(task)
     if transcript_id is None:
         transcript_id = task.base_transcript_revision_id
         translation_id = task.base_translation_revision_id
     base = revision_rows(transcript_id, translation_id)
     rows = window_rows(base, window_of(task))
+    if task.answer and task.answer.get("sentences") is not None:
+        rows = task.answer["sentences"]  # a gold task's submit
     draft = task.draft or {}
     start, end = audio_span(task)
     config = current_app.config
@@ -183,6 +193,9 @@ def task_data(task: Assignment, user: User, urls: dict) -> dict:
             "segment_max": config["SEGMENT_MAX_SECONDS"],
         },
         "analysis": analyse(task, shown) if task.task_type in TEXT_TASKS else {},
+        "review": staging.review_info(task),
+        "returned": staging.return_info(task),
+        "listened": (draft.get("listened") or []),
     }
 
 
@@ -199,9 +212,11 @@ def require_editable(task: Assignment, user: User) -> None:
 def save_draft(task: Assignment, user: User, payload: dict) -> dict:
     """Keep whatever the reviewer has typed, valid or not, and extend the lease."""
     require_editable(task, user)
-    draft = {key: payload[key] for key in ("sentences", "segments", "progress") if key in payload}
+    keys = ("sentences", "segments", "progress", "listened")
+    draft = {key: payload[key] for key in keys if key in payload}
     if "sentences" in draft:
         draft["sentences"] = [clean_row(row, strict=False) for row in draft["sentences"]]
+    staging.record_listening(task, payload.get("listened"), audio_span(task))
     task.draft = draft
     task.draft_saved_at = utcnow()
     task.progress = max(0.0, min(1.0, float(payload.get("progress") or task.progress or 0)))
@@ -211,15 +226,21 @@ def save_draft(task: Assignment, user: User, payload: dict) -> dict:
     return {
         "saved_at": iso_utc(task.draft_saved_at),
         "lease_expires_at": iso_utc(task.lease_expires_at),
+        "listened": task.listened_fraction,
         "analysis": analysis,
     }
 
 
-def touch(task: Assignment, user: User) -> dict:
+def touch(task: Assignment, user: User, payload: dict) -> dict:
+    """Activity: extends the lease, and records how much of the audio has been played."""
     require_editable(task, user)
     extend_lease(task)
+    staging.record_listening(task, payload.get("listened"), audio_span(task))
     db.session.commit()
-    return {"lease_expires_at": iso_utc(task.lease_expires_at)}
+    return {
+        "lease_expires_at": iso_utc(task.lease_expires_at),
+        "listened": task.listened_fraction,
+    }
 
 
 def _number(value, name: str, index: int) -> float:
@@ -289,31 +310,147 @@ def lock_sample(sample_id) -> Sample:
 
 def submit(task: Assignment, user: User, payload: dict) -> dict:
     require_editable(task, user)
+    if task.review_of_id is not None:
+        raise Invalid("This is a second review: approve it or reject it.")
+    if task.is_gold:
+        result = submit_gold(task, payload)
+        close(task, user, Decision.SUBMIT)
+        db.session.commit()
+        return result
     sample = lock_sample(task.sample_id)
     if task.task_type is TaskType.AUDIO_SEGMENTATION:
         result = submit_segments(task, sample, payload.get("segments"))
     else:
         result = submit_text(task, sample, user, payload)
+    close(task, user, Decision.SUBMIT, **result.pop("decision", {}))
+    if staging.needs_second_review(task, user):
+        staging.send_to_second_review(task)
+        result["second_review"] = True
+    finish_and_chain(sample, task.task_type)
+    return result
+
+
+def close(task: Assignment, user: User, decision: Decision, **record) -> ReviewDecision:
+    """The task is done: no lease, no draft, and its decision on record."""
     task.status = AssignmentStatus.SUBMITTED
     task.submitted_at = utcnow()
     task.lease_expires_at = None
     task.progress = 1.0
     task.draft = None
-    db.session.add(
-        ReviewDecision(
-            assignment_id=task.id,
-            reviewer_id=user.id,
-            decision=Decision.SUBMIT,
-            **result.pop("decision", {}),
-        )
+    entry = ReviewDecision(
+        assignment_id=task.id, reviewer_id=user.id, decision=decision, **record
     )
-    moved_on = finish_sample_if_done(sample, task.task_type)
+    db.session.add(entry)
+    return entry
+
+
+def finish_and_chain(sample: Sample, task_type: TaskType) -> None:
+    moved_on = finish_sample_if_done(sample, task_type)
     db.session.commit()
     if moved_on:  # after the commit, so the workers see the new state
         from pipeline.tasks import chain_after_approval
 
         chain_after_approval(sample.id)
-    return result
+
+
+def submit_gold(task: Assignment, payload: dict) -> dict:
+    """Scored against the known answer; the sample's revisions stay as they are."""
+    if task.task_type is TaskType.TRANSLATION_REVIEW:
+        base = revision_rows(task.base_transcript_revision_id, task.base_translation_revision_id)
+        rows = translated_rows(window_rows(base, window_of(task)), payload.get("sentences"))
+    else:
+        rows = validate_rows(task, payload.get("sentences"))
+    task.answer = {"sentences": rows}
+    task.score = gold.score(task, rows)
+    machine = machine_rows(task)
+    scores = text.score_revision(machine, rows) if machine else {}
+    return {"wer": scores.get("wer"), "cer": scores.get("cer")}
+
+
+def decide(task: Assignment, user: User, payload: dict) -> dict:
+    """A second reviewer's decision on the task under review."""
+    require_editable(task, user)
+    if task.review_of_id is None:
+        raise Invalid("Only a second review is approved or rejected; submit this task.")
+    try:
+        decision = Decision(payload.get("decision"))
+    except ValueError:
+        decision = None
+    if decision not in staging.DECISIONS:
+        raise Invalid("Choose approve, approve with minor changes, with major changes, or reject.")
+    comment = str(payload.get("comment") or "").strip()[:5000] or None
+    original = db.session.get(Assignment, task.review_of_id)
+    staging.record_listening(task, payload.get("listened"), audio_span(task))
+    sample = lock_sample(task.sample_id)
+    record: dict = {}
+    if decision is Decision.REJECT:
+        if not comment:
+            raise Invalid("Say what the author should fix: a rejection needs a comment.")
+        staging.reject(original)
+    else:
+        heard, required = task.listened_fraction or 0.0, staging.listen_required()
+        if heard < required:
+            raise NotHeard(
+                f"Play the whole task before approving: you have heard {heard:.0%} of it.",
+                listened=heard,
+                required=required,
+            )
+        record = approve_changes(task, original, sample, user, payload, decision)
+        original.status = AssignmentStatus.APPROVED
+    close(task, user, decision, comment=comment, **record)
+    finish_and_chain(sample, task.task_type)
+    return {"decision": decision.value, **{k: v for k, v in record.items() if k in AGREEMENT}}
+
+
+AGREEMENT = ("wer", "cer", "boundary_diff_s")
+
+
+def approve_changes(task, original, sample, user, payload, decision) -> dict:
+    """Write the second reviewer's changes, if any, and measure how far they moved the
+    author's work: the agreement kept with the decision."""
+    window = window_of(task)
+    if task.task_type is TaskType.AUDIO_SEGMENTATION:
+        author = (original.answer or {}).get("segments") or []
+        sent = payload.get("segments")
+        if decision in staging.WITH_CHANGES and isinstance(sent, list) and sent:
+            submit_segments(task, sample, sent)  # validates; the answer is the new cut
+            final = task.answer["segments"]
+        else:
+            if isinstance(sent, list) and sent and segments_differ(author, sent):
+                raise Invalid(CHANGED)
+            final = author
+        return {"boundary_diff_s": staging.boundary_shift(author, final)}
+    author_rows = window_rows(
+        revision_rows(task.base_transcript_revision_id, task.base_translation_revision_id), window
+    )
+    if task.task_type is TaskType.TRANSLATION_REVIEW:
+        edited = translated_rows(author_rows, payload.get("sentences"))
+    else:
+        edited = validate_rows(task, payload.get("sentences"))
+    changed = comparable(edited) != comparable(author_rows)
+    if changed and decision not in staging.WITH_CHANGES:
+        raise Invalid(CHANGED)
+    record = {}
+    if changed:
+        record = submit_text(task, sample, user, payload)["decision"]
+    field = "translation" if task.task_type is TaskType.TRANSLATION_REVIEW else "text"
+    ours = " ".join(r.get(field) or "" for r in author_rows)
+    final = " ".join(r.get(field) or "" for r in edited)
+    return {**record, "wer": text.wer(final, ours), "cer": text.cer(final, ours)}
+
+
+def segments_differ(author: list, sent: list) -> bool:
+    try:
+        mine = [[round(float(s["start"]), 3), round(float(s["end"]), 3)] for s in sent]
+    except (TypeError, ValueError, KeyError):
+        return True
+    return sorted(mine) != sorted([[round(a, 3), round(b, 3)] for a, b in author])
+
+
+CHANGED = (
+    "You changed the work: choose “Approve with minor changes” or “with major changes”, "
+    "or undo your edits to approve it as it is."
+)
 
 
 def submit_text(task: Assignment, sample: Sample, user: User, payload: dict) -> dict:
@@ -417,6 +554,7 @@ def submit_segments(task: Assignment, sample: Sample, sent) -> dict:
         )
     if problems:
         raise Invalid("The segments need fixing before they can be submitted.", problems=problems)
+    task.answer = {"segments": [[s["start"], s["end"]] for s in segments]}
     existing = db.session.scalars(sa.select(Segment).where(Segment.sample_id == sample.id)).all()
     kept = [s for s in existing if not window.holds({"start": s.start_s})]
     for segment in existing:
@@ -461,6 +599,7 @@ def finish_sample_if_done(sample: Sample, task_type: TaskType) -> bool:
             Assignment.sample_id == sample.id,
             Assignment.task_type.in_(kinds),
             Assignment.status.in_(OPEN),
+            Assignment.is_gold.is_(False),
         )
     )
     if still_open:
