@@ -209,7 +209,8 @@ class RevisionMixin:
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     model_name: Mapped[str | None] = mapped_column(sa.String(128))
     prompt_version: Mapped[str | None] = mapped_column(sa.String(64))
-    # Against the machine draft this revision corrects, after Vietnamese-aware normalisation.
+    # The machine draft against the task's window of this revision (the whole recording
+    # for an unwindowed task), after Vietnamese-aware normalisation: the task's edit rate.
     wer: Mapped[float | None] = mapped_column(sa.Float)
     cer: Mapped[float | None] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(

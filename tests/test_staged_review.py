@@ -155,14 +155,10 @@ def test_a_trainees_task_goes_to_a_second_reviewer_who_must_listen_first(
         )
         assert decision.decision is Decision.APPROVE_MINOR and decision.wer > 0
         assert decision.transcript_revision_id == revision.id
-        assert db.session.get(Sample, sample_id).processing_state is not (
-            ProcessingState.IN_REVIEW
-        )
+        assert db.session.get(Sample, sample_id).processing_state is not (ProcessingState.IN_REVIEW)
 
 
-def test_a_rejected_task_returns_to_its_author_with_the_comment(
-    app, client, auth, trio, tmp_path
-):
+def test_a_rejected_task_returns_to_its_author_with_the_comment(app, client, auth, trio, tmp_path):
     author, second, boss = trio
     task_id, sample_id = author_submits(app, client, auth, author, tmp_path)
     with app.app_context():
@@ -308,6 +304,4 @@ def test_segment_review_records_the_boundary_shift(app, client, auth, make_user,
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["boundary_diff_s"] == pytest.approx(2 / 3, abs=0.01)
     with app.app_context():
-        assert db.session.get(Sample, sample_id).processing_state is not (
-            ProcessingState.SEGMENTED
-        )
+        assert db.session.get(Sample, sample_id).processing_state is not (ProcessingState.SEGMENTED)

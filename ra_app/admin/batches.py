@@ -231,6 +231,16 @@ def reassign(batch: Batch, from_user: User, to_user: User) -> int:
     return moved
 
 
+def waiting_reviews(batch: Batch) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count()).where(
+            Assignment.batch_id == batch.id,
+            Assignment.review_of_id.is_not(None),
+            Assignment.status == AssignmentStatus.PENDING,
+        )
+    )
+
+
 def set_paused(batch: Batch, paused: bool) -> None:
     batch.status = BatchStatus.PAUSED if paused else BatchStatus.ACTIVE
     db.session.commit()

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from uuid import UUID
 
 import sqlalchemy as sa
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
@@ -9,10 +10,12 @@ from pipeline.gemini import lexicon as lexicon_service
 
 from ..accounts import AccountError, create_account, reset_password, set_active, set_role
 from ..extensions import db
-from ..models import Batch, JobRun, Role, SourceKind, TaskType, User, utcnow
+from ..models import Batch, JobRun, Role, SourceKind, TaskType, TranscriptRevision, User, utcnow
+from ..review import gold
+from ..review.tasks import claim_review
 from ..states import ProcessingState
 from . import batches as batches_service
-from . import bp, pipeline
+from . import bp, pipeline, quality
 from .forms import NewUserForm
 from .services import all_users, latest_samples, recent_failures, samples_per_state, stage_counts
 
@@ -184,10 +187,16 @@ def batch_new():
 def batch_detail(batch_id):
     batch = db.session.get(Batch, batch_id) or abort(404)
     report = batches_service.batch_report(batch)
+    overall, reviewers = quality.report(batch.id)
     return render_template(
         "admin/batch_detail.html",
         batch=batch,
         report=report,
+        quality=overall,
+        quality_rows=reviewers,
+        gold_rows=quality.gold_agreement(batch.id),
+        gold_answers=gold.gold_answers() if batch.task_type in gold.GOLD_TYPES else [],
+        waiting_reviews=batches_service.waiting_reviews(batch),
         # The chart holds only numbers and dates the server formatted, no user text.
         chart=Markup(batches_service.throughput_svg(report["per_day"])),  # noqa: S704
         reviewers=reviewers_for_form(),
@@ -210,6 +219,22 @@ def batch_action(batch_id):
             abort(400)
         moved = batches_service.reassign(batch, source, target)
         flash(f"Moved {moved} task(s) from {source.email} to {target.email}.", "success")
+    elif action == "gold":
+        revision = db.session.get(TranscriptRevision, request.form.get("revision_id", type=UUID))
+        if revision is None:
+            abort(400)
+        try:
+            added = gold.add_gold_tasks(batch, revision)
+        except gold.GoldError as error:
+            flash(f"No gold tasks added: {error}.", "error")
+        else:
+            flash(f"Mixed {added} hidden gold task(s) into the reviewers' queues.", "success")
+    elif action == "take_review":
+        task = claim_review(current_user, batch.id)
+        if task is None:
+            flash("No second review is waiting in this batch (your own work is not offered).")
+        else:
+            return redirect(url_for("review.task_page", task_id=task.id))
     else:
         abort(400)
     return redirect(url_for("admin.batch_detail", batch_id=batch.id))

@@ -44,9 +44,7 @@ def needs_second_review(task: Assignment, author: User) -> bool:
 
 
 def was_reviewed(task: Assignment) -> bool:
-    return db.session.scalar(
-        sa.select(sa.exists().where(Assignment.review_of_id == task.id))
-    )
+    return db.session.scalar(sa.select(sa.exists().where(Assignment.review_of_id == task.id)))
 
 
 def send_to_second_review(task: Assignment) -> Assignment:

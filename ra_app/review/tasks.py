@@ -142,17 +142,12 @@ def _queues(user: User, task_type: TaskType | None) -> list:
     )
     queues = [own, pool]
     if not user.in_training:
-        author = sa.orm.aliased(Assignment)
-        reviews = sa.select(Assignment.id).where(
-            pending,
-            Assignment.reviewer_id.is_(None),
-            Assignment.review_of_id.is_not(None),
-            # Admins check any active batch; reviewers the batches they work in.
+        # Admins check any active batch; reviewers the batches they work in.
+        reviews = second_reviews_for(user).where(
             sa.or_(
                 Assignment.batch_id.is_(None),
                 Assignment.batch_id.in_(active if user.is_admin else pools),
-            ),
-            ~sa.exists().where(author.id == Assignment.review_of_id, author.reviewer_id == user.id),
+            )
         )
         queues.insert(0, reviews)
     ordered = []
@@ -165,6 +160,26 @@ def _queues(user: User, task_type: TaskType | None) -> list:
             query = query.where(Assignment.task_type == task_type)
         ordered.append(query.order_by(Assignment.created_at, Assignment.window_start_s).limit(1))
     return ordered
+
+
+def second_reviews_for(user: User):
+    """Pending second reviews anyone but their author may take."""
+    author = sa.orm.aliased(Assignment)
+    return sa.select(Assignment.id).where(
+        Assignment.status == AssignmentStatus.PENDING,
+        Assignment.reviewer_id.is_(None),
+        Assignment.review_of_id.is_not(None),
+        ~sa.exists().where(author.id == Assignment.review_of_id, author.reviewer_id == user.id),
+    )
+
+
+def claim_review(user: User, batch_id: int) -> Assignment | None:
+    """An admin takes the batch's oldest waiting second review."""
+    release_expired_leases()
+    query = second_reviews_for(user).where(Assignment.batch_id == batch_id)
+    task = _take(query.order_by(Assignment.created_at, Assignment.window_start_s).limit(1), user)
+    db.session.commit()
+    return task
 
 
 def current_task(user_id: int, task_type: TaskType | None = None) -> Assignment | None:

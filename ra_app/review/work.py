@@ -337,9 +337,7 @@ def close(task: Assignment, user: User, decision: Decision, **record) -> ReviewD
     task.lease_expires_at = None
     task.progress = 1.0
     task.draft = None
-    entry = ReviewDecision(
-        assignment_id=task.id, reviewer_id=user.id, decision=decision, **record
-    )
+    entry = ReviewDecision(assignment_id=task.id, reviewer_id=user.id, decision=decision, **record)
     db.session.add(entry)
     return entry
 
@@ -475,8 +473,9 @@ def submit_text(task: Assignment, sample: Sample, user: User, payload: dict) -> 
     else:
         edited = validate_rows(task, payload.get("sentences"))
     merged = merge_window(current, window, edited)
-    draft = machine_draft(sample.id)
-    scores = text.score_revision(draft.sentences, merged) if draft else {}
+    # The edit rate of this task: its window of the machine draft against what was sent.
+    machine = machine_rows(task)
+    scores = text.score_revision(machine, edited) if machine else {}
     has_translation = current_tr is not None or any(r.get("translation") for r in merged)
     transcript, translation = write_revisions(
         sample,
