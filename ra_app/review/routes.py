@@ -123,9 +123,16 @@ def task_touch(task_id):
     return json_call(touch, task_id)
 
 
+def decide_and_confirm(task, user, payload):
+    result = decide(task, user, payload)
+    said = "Sent back to its author" if result["decision"] == "reject" else "Approved"
+    flash(f"{said}: {task.sample.title}, {task.task_type.value.replace('_', ' ')}.", "success")
+    return result
+
+
 @bp.route("/tasks/<uuid:task_id>/decide", methods=["POST"])
 def task_decide(task_id):
-    return json_call(decide, task_id)
+    return json_call(decide_and_confirm, task_id)
 
 
 @bp.route("/vendor/<package>/<path:filename>")

@@ -12,6 +12,7 @@ import { TranslationEditor } from "./translation.js";
 import { SegmentEditor } from "./segments.js";
 import { installShortcuts, renderShortcutList } from "./shortcuts.js";
 import { postJSON, NetworkError, answerMessage } from "./api.js";
+import { Listening } from "./listening.js";
 
 const data = JSON.parse(document.getElementById("task-data").textContent);
 const app = document.getElementById("review-app");
@@ -28,6 +29,8 @@ const ui = {
   zoom: $("zoom"),
   save: $("save"),
   submit: $("submit"),
+  heard: $("heard"),
+  decisions: [...document.querySelectorAll("[data-decision]")],
   help: $("shortcuts"),
   helpList: $("shortcuts-list"),
   helpToggle: $("help-toggle"),
@@ -91,6 +94,15 @@ const playerStarted = createPlayer({
 
 const store = new Store(data, kind);
 const source = store.load();
+// What of the task's audio has been played: approval of a second review needs all of it.
+const review = data.review;
+const listening = new Listening({
+  start: data.task.window_start,
+  end: data.task.window_end,
+  intervals: data.listened || [],
+  heard: review?.listened || 0,
+});
+store.extra = () => ({ listened: listening.intervals });
 const ctx = {
   store,
   data,
@@ -118,6 +130,8 @@ window.reviewApp = {
   data,
   save: () => store.save(),
   submit: (force = false) => submit(force),
+  decide: (decision, comment) => submit(false, decision, comment),
+  listening,
 };
 
 function renderStatus() {
@@ -137,6 +151,13 @@ if (!editable) {
   if (store.hadLocalCopy) {
     showMessage("local-kept", { tone: "warn", text: "Edits you made to this task earlier are kept in this browser. Take the task again from your queue to continue them." });
   }
+} else if (data.returned) {
+  showMessage("returned", {
+    tone: "warn",
+    title: `Sent back to you by ${data.returned.by || "a second reviewer"}`,
+    text: data.returned.comment,
+    alert: true,
+  });
 } else if (source === "local") {
   showMessage("restored", { tone: "info", text: "Restored your latest edits from this browser; they are being saved to the server." });
   setTimeout(() => closeMessage("restored"), 8000);
@@ -179,6 +200,7 @@ playerStarted
       lastTick = nowMs;
       showTime();
       const rec = t + player.offset;
+      listening.report(rec, ws.isPlaying());
       editor.onTime(rec, ws.isPlaying());
       if (ws.isPlaying()) store.setProgress(t / player.duration);
     });
@@ -187,6 +209,7 @@ playerStarted
       ui.play.setAttribute("aria-pressed", "true");
     });
     ws.on("pause", () => {
+      listening.report(0, false);
       ui.play.textContent = "Play";
       ui.play.setAttribute("aria-pressed", "false");
     });
@@ -259,7 +282,7 @@ if (editable) {
     const active = ctx.player?.isPlaying() || Date.now() - lastActivity < 60000;
     if (!active || Date.now() - store.lastServerContact < 45000) return;
     try {
-      const answer = await postJSON(data.urls.touch, {});
+      const answer = await postJSON(data.urls.touch, { listened: listening.intervals });
       store.lastServerContact = Date.now();
       if (answer.ok && answer.data?.lease_expires_at) store.leaseExpiresAt = answer.data.lease_expires_at;
       else if (answer.status === 409) store.block(answer.data?.message);
@@ -287,10 +310,22 @@ async function saveNow() {
 // --- submitting ----------------------------------------------------------------------------
 
 let submitting = false;
-async function submit(force) {
+function setBusy(busy) {
+  for (const button of [ui.submit, ...ui.decisions]) if (button) button.disabled = busy;
+  if (!busy) showHeard();
+}
+
+/** Submit the task, or for a second review send the `decision` (and `comment`). */
+async function submit(force, decision = null, comment = null) {
   if (!editable || submitting || store.submitted) return;
+  if (review && !decision) decision = "approve";
+  if (decision && decision !== "reject" && !heardAll()) {
+    showMessage("not-heard", { tone: "warn", alert: true, text: notHeardText() });
+    return;
+  }
   closeMessage("problems");
-  const problems = editor.validate();
+  closeMessage("not-heard");
+  const problems = decision === "reject" ? new Map() : editor.validate();
   if (problems.size) {
     editor.setProblems(problems);
     const list = [...problems.values()].flat();
@@ -306,7 +341,7 @@ async function submit(force) {
     return;
   }
   submitting = true;
-  ui.submit.disabled = true;
+  setBusy(true);
   store.cancelTimer();
   const previousState = store.state;
   store.state = "submitting";
@@ -314,13 +349,18 @@ async function submit(force) {
   try {
     const body = { ...store.payload(), ...(force ? { force: true } : {}) };
     delete body.progress;
-    const answer = await postJSON(data.urls.submit, body);
+    if (decision) Object.assign(body, { decision, comment });
+    const answer = await postJSON(decision ? data.urls.decide : data.urls.submit, body);
     if (answer.ok && answer.data && !answer.data.error) return submitted(answer.data);
     store.state = store.dirty || previousState === "submitting" ? "dirty" : previousState;
     store.emitStatus();
     const error = answer.data?.error;
-    if (answer.status === 409 && error === "stale") showStale(answer.data);
+    if (answer.status === 409 && error === "stale") showStale(answer.data, decision);
     else if (answer.status === 409 && error === "noteditable") store.block(answer.data.message);
+    else if (answer.status === 409 && error === "notheard") {
+      listening.heardOnServer = Number(answer.data.listened) || 0;
+      showMessage("not-heard", { tone: "warn", alert: true, text: answer.data.message });
+    }
     else if (answer.status === 422 && error === "invalid") showServerProblems(answer.data);
     else showMessage("problems", { tone: "error", title: "Not submitted", text: `${answerMessage(answer.ok ? { status: 401, redirected: true } : answer)} Your work is kept in this browser.` });
   } catch (error) {
@@ -331,13 +371,15 @@ async function submit(force) {
   } finally {
     submitting = false;
     if (!store.submitted) {
-      ui.submit.disabled = false;
+      setBusy(false);
       if (store.dirty) store.schedule();
     }
   }
 }
 
-function submitted(result) {
+function submitted(answer) {
+  const decision = answer.decision;
+  const result = decision ? {} : answer; // a decision's agreement figures are for admins
   store.submitted = true;
   store.stopped = true;
   store.cancelTimer();
@@ -351,9 +393,10 @@ function submitted(result) {
   if (result.segments !== undefined) parts.push(`${result.segments} segment${result.segments === 1 ? "" : "s"}`);
   if (result.wer !== null && result.wer !== undefined) parts.push(`WER ${(result.wer * 100).toFixed(1)}%`);
   clear(ui.messages);
+  const titles = { reject: "Sent back to the author", approve: "Approved — thank you" };
   showMessage("submitted", {
     tone: "ok",
-    title: "Submitted — thank you",
+    title: titles[decision] || (decision ? "Approved with your changes — thank you" : "Submitted — thank you"),
     text: `${parts.length ? `Saved as ${parts.join(", ")}. ` : ""}Returning to your queue…`,
     actions: [h("a", { href: data.urls.queue, text: "Back to my queue now" })],
     alert: true,
@@ -383,7 +426,7 @@ function rowsList(rows, other) {
   }));
 }
 
-function showStale(answer) {
+function showStale(answer, decision) {
   const current = answer.current || [];
   const mine = store.items;
   const block = showMessage("stale", {
@@ -392,7 +435,7 @@ function showStale(answer) {
     text: answer.message,
     alert: true,
     actions: [
-      h("button", { type: "button", class: "primary", text: "Submit mine anyway", onclick: () => { closeMessage("stale"); submit(true); } }),
+      h("button", { type: "button", class: "primary", text: decision ? "Approve mine anyway" : "Submit mine anyway", onclick: () => { closeMessage("stale"); submit(true, decision); } }),
       " ",
       h("button", { type: "button", text: "Keep editing", onclick: () => closeMessage("stale") }),
     ],
@@ -401,6 +444,85 @@ function showStale(answer) {
     h("div", {}, h("h3", { text: "Current version" }), rowsList(current, mine)),
     h("div", {}, h("h3", { text: "Yours" }), rowsList(mine, current))), block.querySelector(".message-actions"));
   block.scrollIntoView({ block: "nearest" });
+}
+
+// --- second review -------------------------------------------------------------------------
+
+const required = review?.required ?? 1;
+function heardAll() {
+  return listening.fraction() >= required;
+}
+function heardPercent() {
+  return Math.floor(listening.fraction() * 100);
+}
+function notHeardText() {
+  return `Play the whole task before approving: you have heard ${heardPercent()}% of it. Rejecting needs no full listen.`;
+}
+let heardShown = -1;
+function showHeard() {
+  if (!review || !ui.heard) return;
+  const complete = heardAll();
+  ui.heard.textContent = complete ? "Heard all ✓" : `Heard ${heardPercent()}%`;
+  ui.heard.classList.toggle("is-complete", complete);
+  for (const button of ui.decisions) {
+    if (button.dataset.decision === "reject") continue;
+    button.disabled = !complete || submitting;
+    button.title = complete ? "" : notHeardText();
+  }
+  const approve = $("approve");
+  if (approve) approve.textContent = complete ? "Approve" : `Approve (play it all first: ${heardPercent()}% heard)`;
+  heardShown = heardPercent();
+}
+
+function askRejectComment() {
+  const box = h("textarea", { class: "reject-comment", "aria-label": "What the author should fix", placeholder: "What should the author fix?" });
+  const send = h("button", {
+    type: "button",
+    class: "primary",
+    text: "Send back to the author",
+    onclick: () => {
+      const comment = box.value.trim();
+      if (!comment) {
+        box.focus();
+        toast("Say what to fix: a rejection needs a comment.");
+        return;
+      }
+      closeMessage("reject");
+      submit(false, "reject", comment);
+    },
+  });
+  const block = showMessage("reject", {
+    tone: "warn",
+    title: "Reject and send back",
+    text: "The author gets the task back with your comment and the text as they submitted it.",
+    actions: [send, " ", h("button", { type: "button", text: "Cancel", onclick: () => closeMessage("reject") })],
+  });
+  block.insertBefore(box, block.querySelector(".message-actions"));
+  box.focus();
+}
+
+if (review && editable) {
+  for (const button of ui.decisions) {
+    button.addEventListener("click", () => {
+      if (button.dataset.decision === "reject") askRejectComment();
+      else submit(false, button.dataset.decision);
+    });
+  }
+  listening.addEventListener("change", () => {
+    if (heardPercent() !== heardShown || heardAll()) showHeard();
+  });
+  // Tell the server what has been heard while it plays, so approval is possible at once.
+  setInterval(async () => {
+    if (!listening.changed || store.submitted || store.stopped) return;
+    listening.changed = false;
+    try {
+      const answer = await postJSON(data.urls.touch, { listened: listening.intervals });
+      if (answer.ok && answer.data) listening.heardOnServer = Number(answer.data.listened) || listening.heardOnServer;
+    } catch {
+      listening.changed = true; // offline: try again
+    }
+  }, 10000);
+  showHeard();
 }
 
 // --- shortcuts ---------------------------------------------------------------------------
@@ -433,6 +555,10 @@ if (editable) {
   });
 }
 const shortcutList = installShortcuts(type, editable, actions);
+if (review) {
+  const approveKey = shortcutList.find((s) => s.id === "submit");
+  if (approveKey) approveKey.label = "Approve as it is (once you have played the whole task)";
+}
 renderShortcutList(ui.helpList, shortcutList);
 const hint = $("shortcuts-hint");
 if (hint && editable && type === "transcript_correction") {

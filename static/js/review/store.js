@@ -159,8 +159,13 @@ export class Store extends EventTarget {
     return out;
   }
 
+  /** The draft as sent; `extra()` (set by the page) adds what is not rows, e.g. listening. */
   payload() {
-    return { [this.kind]: this.items.map((row) => this.clean(row)), progress: Math.round(this.progress * 1000) / 1000 };
+    return {
+      [this.kind]: this.items.map((row) => this.clean(row)),
+      progress: Math.round(this.progress * 1000) / 1000,
+      ...(this.extra ? this.extra() : {}),
+    };
   }
 
   persist() {

@@ -1,0 +1,100 @@
+"""An admin runs a batch from creation to approved work in the browser: build and assign
+the batch, a reviewer in training corrects, a second reviewer listens and approves, and the
+admin sees the decision in the batch's quality table and the sample's audit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from ra_app.extensions import db
+from ra_app.models import Assignment, AssignmentStatus, Decision, ReviewDecision, Role, User
+from ra_app.revisions import latest_transcript
+
+from ..review_helpers import make_review_sample
+from .conftest import LoginPage
+
+expect = pytest.importorskip("playwright.sync_api", reason="e2e: no playwright package").expect
+pytestmark = pytest.mark.e2e
+
+
+def test_batch_to_approved_work(page, live_server, make_user, tmp_path):
+    app = live_server.app
+    boss = make_user("boss@example.com", Role.ADMIN)
+    trainee = make_user("trainee@example.com")
+    second = make_user("second@example.com")
+    with app.app_context():
+        db.session.get(User, trainee.id).in_training = True
+        sample = make_review_sample(tmp_path, duration_s=6.0, title="buổi họp ngắn")
+        sample_id = str(sample.id)
+
+    # The admin builds the batch: the live count, two reviewers in a shared pool.
+    login = LoginPage(page)
+    login.sign_in(boss.email)
+    page.goto("/admin/batches/new")
+    expect(page.locator("#match-count")).to_have_text("1")
+    page.get_by_label("Name").fill("Họp tháng 11")
+    page.get_by_label("Assignment").select_option("pool")
+    page.get_by_role("checkbox", name="trainee@example.com (in training)").check()
+    page.get_by_role("checkbox", name="second@example.com").check()
+    page.get_by_role("button", name="Create batch").click()
+    expect(page.get_by_role("heading", name="Họp tháng 11")).to_be_visible()
+    login.sign_out()
+
+    # The trainee corrects a sentence and submits; in training, it goes to a second review.
+    queue = login.sign_in(trainee.email)
+    task = queue.start_next().wait_ready()
+    task.edit_sentence(1, "câu số không có cái laptop")
+    task.submit_and_wait()
+    login.sign_out()
+
+    # The second reviewer gets it; approval waits until the whole task has been heard.
+    queue = login.sign_in(second.email)
+    review = queue.start_next().wait_ready()
+    expect(
+        page.get_by_text(re.compile("Second review of work by trainee@example.com"))
+    ).to_be_visible()
+    assert review.sentence_text(1) == "câu số không có cái laptop"
+    approve = page.locator("#approve")
+    expect(approve).to_be_disabled()
+    expect(approve).to_have_text(re.compile(r"play it all first: 0% heard"))
+    review.press("Control+Enter")  # the shortcut obeys the same rule
+    expect(review.message("not-heard")).to_contain_text("Play the whole task before approving")
+    review.button("Play").click()
+    expect(page.locator("#heard")).to_have_text("Heard all ✓", timeout=15_000)
+    expect(approve).to_be_enabled()
+    expect(approve).to_have_text("Approve")
+    with page.expect_response(lambda r: r.url.endswith("/decide")) as answer:
+        review.press("Control+Enter")
+    assert answer.value.status == 200, answer.value.text()
+    page.wait_for_url(re.compile(r"/\?submitted=1$"))
+    expect(page.get_by_text(re.compile(r"^Approved: buổi họp ngắn"))).to_be_visible()
+    login.sign_out()
+
+    with app.app_context():
+        original = db.session.scalar(
+            sa.select(Assignment).where(
+                Assignment.reviewer_id == trainee.id, Assignment.review_of_id.is_(None)
+            )
+        )
+        assert original.status is AssignmentStatus.APPROVED
+        decision = db.session.scalar(
+            sa.select(ReviewDecision).where(ReviewDecision.decision == Decision.APPROVE)
+        )
+        assert decision.reviewer_id == second.id and decision.wer == 0.0
+        assert latest_transcript(sample_id).sentences[0]["text"] == "câu số không có cái laptop"
+        batch_id = original.batch_id
+
+    # The admin sees the approval in the batch's quality table and in the sample's audit.
+    login.sign_in(boss.email)
+    page.goto(f"/admin/batches/{batch_id}")
+    quality = page.get_by_role("table", name="Quality by reviewer")
+    trainee_row = quality.get_by_role("row").filter(has_text="trainee@example.com")
+    expect(trainee_row).to_contain_text("approve 1")
+    page.goto(f"/admin/samples/{sample_id}")
+    expect(page.get_by_role("table", name="Review tasks")).to_contain_text("approve")
+    expect(page.get_by_role("table", name="Transcript revisions")).to_contain_text(
+        "trainee@example.com"
+    )
