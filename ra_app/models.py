@@ -170,6 +170,7 @@ class Sample(Timestamped, db.Model):
     __tablename__ = "samples"
     __table_args__ = (
         sa.Index("ix_samples_state_created", "processing_state", "created_at"),
+        sa.Index("ix_samples_created_at", "created_at"),  # the newest samples, for admins
         sa.Index(
             "ix_samples_needs_translation_review",
             "needs_translation_review",
@@ -230,7 +231,15 @@ class RevisionMixin:
 
 class TranscriptRevision(RevisionMixin, db.Model):
     __tablename__ = "transcript_revisions"
-    __table_args__ = (sa.UniqueConstraint("sample_id", "version"),)
+    __table_args__ = (
+        sa.UniqueConstraint("sample_id", "version"),
+        sa.Index(
+            "ix_transcript_revisions_gold",
+            "sample_id",
+            postgresql_where=sa.text("is_gold"),
+            sqlite_where=sa.text("is_gold"),
+        ),
+    )
 
     sample_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("samples.id"))
     base_revision_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -66,6 +66,9 @@ def test_edit_autosave_and_submit_a_transcript(app, client, auth, reviewer, tmp_
 
     reloaded = client.get(f"/tasks/{task_id}").get_data(as_text=True)
     assert "Câu số không có laptop mới" in reloaded  # the draft survives a reload
+    # The page asks for the analysis of what it opened with once it is ready.
+    opened = client.get(f"/tasks/{task_id}/analysis").get_json()
+    assert opened["wer"] == analysis["wer"] and len(opened["sentences"]) == len(rows)
 
     done = post_json(client, f"/tasks/{task_id}/submit", {"sentences": rows}, token)
     assert done.status_code == 200, done.get_json()
@@ -288,9 +291,10 @@ def test_another_reviewers_task_and_audio_are_forbidden(
     intruder = make_user("intruder@example.org")
     auth.login(intruder.email)
     token = page_token(client)
-    for url in (f"/tasks/{task_id}", f"/tasks/{task_id}/audio", f"/tasks/{task_id}/peaks"):
-        assert client.get(url).status_code == 403, url
-    for url in (f"/tasks/{task_id}/draft", f"/tasks/{task_id}/submit", f"/tasks/{task_id}/touch"):
+    for name in ("", "/audio", "/peaks", "/analysis"):
+        assert client.get(f"/tasks/{task_id}{name}").status_code == 403, name
+    for name in ("draft", "submit", "touch", "decide"):
+        url = f"/tasks/{task_id}/{name}"
         assert post_json(client, url, {"sentences": []}, token).status_code == 403, url
 
 

@@ -185,7 +185,7 @@ def test_a_rejected_task_returns_to_its_author_with_the_comment(app, client, aut
         db.session.commit()
     auth.login(author.email)
     queue = client.get("/").get_data(as_text=True)
-    assert "rejected" in queue
+    assert "sent back to you" in queue
     page = client.get(f"/tasks/{task_id}").get_data(as_text=True)
     assert "second@example.com" in page
     assert "Sentence 1 is \\u003cb\\u003ewrong\\u003c/b\\u003e" in page  # text, never HTML
@@ -240,6 +240,30 @@ def test_review_share_and_who_may_take_a_second_review(app, make_user, tmp_path)
         assert claim(b.id) is None  # a paused batch hands out nothing
         batches.set_paused(db.session.get(type(batch), batch.id), False)
         assert claim(b.id).id == review.id
+
+
+def test_an_expired_second_review_returns_to_the_pool_unheard(app, make_user, tmp_path):
+    from datetime import timedelta
+
+    from ra_app.models import utcnow
+
+    a = make_user("a@example.com")
+    b = make_user("b@example.com")
+    c = make_user("c@example.com")
+    with app.app_context():
+        make_review_sample(tmp_path, duration_s=8.0)
+        batch_of([a, b, c], share=1.0)
+        task = claim(a.id)
+        from ra_app.review.work import submit
+
+        submit(task, db.session.get(User, a.id), {"sentences": current_rows(task.sample_id)})
+        review = claim(b.id)
+        review.listened_fraction = 1.0
+        review.lease_expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        again = claim(c.id)
+        assert again.id == review.id and again.reviewer_id == c.id
+        assert again.listened_fraction == 0.0
 
 
 def test_the_review_share_is_met_on_average():

@@ -38,6 +38,11 @@ def upgrade():
     with op.batch_alter_table('transcript_revisions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('is_gold', sa.Boolean(), server_default=sa.text('false'), nullable=False))
         batch_op.create_index(batch_op.f('ix_transcript_revisions_assignment_id'), ['assignment_id'], unique=False)
+        batch_op.create_index('ix_transcript_revisions_gold', ['sample_id'], unique=False,
+                              postgresql_where=sa.text('is_gold'), sqlite_where=sa.text('is_gold'))
+
+    with op.batch_alter_table('samples', schema=None) as batch_op:
+        batch_op.create_index('ix_samples_created_at', ['created_at'], unique=False)
 
     with op.batch_alter_table('translation_revisions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_translation_revisions_assignment_id'), ['assignment_id'], unique=False)
@@ -45,10 +50,14 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('samples', schema=None) as batch_op:
+        batch_op.drop_index('ix_samples_created_at')
+
     with op.batch_alter_table('translation_revisions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_translation_revisions_assignment_id'))
 
     with op.batch_alter_table('transcript_revisions', schema=None) as batch_op:
+        batch_op.drop_index('ix_transcript_revisions_gold')
         batch_op.drop_index(batch_op.f('ix_transcript_revisions_assignment_id'))
         batch_op.drop_column('is_gold')
 

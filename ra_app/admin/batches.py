@@ -262,12 +262,13 @@ class Progress:
     eta: timedelta | None = None
 
 
-def task_audio_s(task: Assignment) -> float:
-    end = task.window_end_s if task.window_end_s is not None else task.sample.duration_s
-    return max(0.0, min(end, task.sample.duration_s) - task.window_start_s)
+def task_audio_s(task) -> float:
+    """Seconds of audio in a task row (window_start_s, window_end_s, duration_s)."""
+    end = task.window_end_s if task.window_end_s is not None else task.duration_s
+    return max(0.0, min(end, task.duration_s) - task.window_start_s)
 
 
-def progress(tasks: list[Assignment], active_reviewers: int = 1) -> Progress:
+def progress(tasks, active_reviewers: int = 1) -> Progress:
     result = Progress()
     rates, remaining_audio = [], 0.0
     for task in tasks:
@@ -295,9 +296,42 @@ def progress(tasks: list[Assignment], active_reviewers: int = 1) -> Progress:
     return result
 
 
+def batch_counts(batch_ids: list[int]) -> dict[int, Progress]:
+    """Done / in progress / remaining per batch: one GROUP BY over the (batch, status)
+    index, for the list of batches."""
+    counts = {batch_id: Progress() for batch_id in batch_ids}
+    rows = db.session.execute(
+        sa.select(Assignment.batch_id, Assignment.status, sa.func.count())
+        .where(Assignment.batch_id.in_(batch_ids))
+        .group_by(Assignment.batch_id, Assignment.status)
+    )
+    for batch_id, status, count in rows:
+        target = counts[batch_id]
+        if status in DONE:
+            target.done += count
+        elif status is AssignmentStatus.IN_PROGRESS:
+            target.in_progress += count
+        else:
+            target.remaining += count
+    return counts
+
+
 def batch_report(batch: Batch) -> dict:
-    tasks = db.session.scalars(sa.select(Assignment).where(Assignment.batch_id == batch.id)).all()
-    by_reviewer: dict[int | None, list[Assignment]] = {}
+    # Plain rows of the columns progress needs, not ORM objects: a batch has thousands.
+    tasks = db.session.execute(
+        sa.select(
+            Assignment.reviewer_id,
+            Assignment.status,
+            Assignment.window_start_s,
+            Assignment.window_end_s,
+            Sample.duration_s,
+            Assignment.started_at,
+            Assignment.submitted_at,
+        )
+        .join(Sample, Sample.id == Assignment.sample_id)
+        .where(Assignment.batch_id == batch.id)
+    ).all()
+    by_reviewer: dict[int | None, list] = {}
     for task in tasks:
         by_reviewer.setdefault(task.reviewer_id, []).append(task)
     users = {

@@ -8,7 +8,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from ..extensions import db
 from ..models import (
@@ -155,19 +155,31 @@ def gold_agreement(batch_id: int | None = None) -> list[dict]:
     query = sa.select(Assignment).where(Assignment.is_gold.is_(True), Assignment.score.is_not(None))
     if batch_id is not None:
         query = query.where(Assignment.batch_id == batch_id)
+    tasks = db.session.execute(
+        query.with_only_columns(
+            Assignment.gold_revision_id, Assignment.task_type, Assignment.score, Assignment.answer
+        ).order_by(Assignment.gold_revision_id)
+    ).all()
+    revisions = {
+        r.id: r
+        for r in db.session.scalars(
+            sa.select(TranscriptRevision)
+            .where(TranscriptRevision.id.in_({t.gold_revision_id for t in tasks}))
+            .options(selectinload(TranscriptRevision.sample))
+        )
+    }
     result = []
-    tasks = db.session.scalars(query.order_by(Assignment.gold_revision_id)).all()
     for gold_id, group in itertools.groupby(tasks, key=lambda t: t.gold_revision_id):
         answers = list(group)
         field_name = "translation" if answers[0].task_type.value == "translation_review" else "text"
         texts = [
-            " ".join(r.get(field_name) or "" for r in t.answer.get("sentences", []))
+            " ".join(r.get(field_name) or "" for r in (t.answer or {}).get("sentences", []))
             for t in answers
         ]
         pairs = [text.wer(a, b) for a, b in itertools.combinations(texts, 2)]
         result.append(
             {
-                "revision": db.session.get(TranscriptRevision, gold_id),
+                "revision": revisions[gold_id],
                 "answers": len(answers),
                 "mean_score": sum(t.score or 0 for t in answers) / len(answers),
                 "pairwise_wer": sum(pairs) / len(pairs) if pairs else None,

@@ -121,7 +121,7 @@ def batch_list():
     return render_template(
         "admin/batches.html",
         batches=batches,
-        reports={b.id: batches_service.batch_report(b)["overall"] for b in batches},
+        reports=batches_service.batch_counts([b.id for b in batches]),
     )
 
 

@@ -36,6 +36,7 @@ def gold_answers() -> list[TranscriptRevision]:
             sa.select(TranscriptRevision)
             .join(Sample, Sample.id == TranscriptRevision.sample_id)
             .where(TranscriptRevision.is_gold.is_(True))
+            .options(sa.orm.selectinload(TranscriptRevision.sample))
             .order_by(Sample.title)
         )
     )

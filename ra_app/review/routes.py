@@ -18,7 +18,7 @@ from ..models import Assignment, TaskType
 from . import bp, media
 from .services import my_queue
 from .tasks import claim_next, reopen_returned
-from .work import TaskError, decide, save_draft, submit, task_data, touch
+from .work import TaskError, decide, opening_analysis, save_draft, submit, task_data, touch
 
 VENDOR = {
     # url prefix -> folder of an npm package's built files (installed by scripts/setup.sh)
@@ -58,7 +58,7 @@ def load_task(task_id) -> Assignment:
 def task_urls(task: Assignment) -> dict:
     return {
         name: url_for(f"review.task_{name}", task_id=task.id)
-        for name in ("audio", "peaks", "draft", "submit", "touch", "decide")
+        for name in ("audio", "peaks", "analysis", "draft", "submit", "touch", "decide")
     } | {"queue": url_for("review.home")}
 
 
@@ -77,6 +77,11 @@ def task_audio(task_id):
     return send_file(
         media.task_audio_path(task), mimetype="audio/mp4", conditional=True, max_age=3600
     )
+
+
+@bp.route("/tasks/<uuid:task_id>/analysis")
+def task_analysis(task_id):
+    return jsonify(opening_analysis(load_task(task_id)))
 
 
 @bp.route("/tasks/<uuid:task_id>/peaks")

@@ -87,6 +87,10 @@ def release_expired_leases() -> int:
             status=AssignmentStatus.PENDING,
             lease_expires_at=None,
             reviewer_id=sa.case((Assignment.from_pool, None), else_=Assignment.reviewer_id),
+            # What one reviewer heard does not let the next one approve.
+            listened_fraction=sa.case(
+                (Assignment.from_pool, 0.0), else_=Assignment.listened_fraction
+            ),
         )
         .execution_options(synchronize_session=False)
     )

@@ -131,6 +131,18 @@ def analyse(task: Assignment, rows: list[dict]) -> dict:
     return analysis
 
 
+def shown_rows(task: Assignment) -> list[dict]:
+    """The rows the page opens with: the draft's, else the task's (see task_data)."""
+    drafted = (task.draft or {}).get("sentences")
+    return drafted if drafted is not None else task_rows(task)
+
+
+def opening_analysis(task: Assignment) -> dict:
+    """The analysis of the rows the page opens with. Served after the page is ready (an
+    hour's scoring and word tags take longer than drawing the page)."""
+    return analyse(task, shown_rows(task)) if task.task_type in TEXT_TASKS else {}
+
+
 def submitted_revisions(task: Assignment) -> tuple:
     """The revisions this task's submit wrote (None for a task not submitted yet)."""
 
@@ -145,23 +157,25 @@ def submitted_revisions(task: Assignment) -> tuple:
     return of(TranscriptRevision), of(TranslationRevision)
 
 
-def task_data(task: Assignment, user: User, urls: dict) -> dict:
-    """Everything the task page needs, as JSON: the rows the reviewer started from, or for
-    a submitted task the rows it submitted."""
+def task_rows(task: Assignment) -> list[dict]:
+    """The rows the reviewer started from, or for a submitted task the rows it submitted."""
+    if task.answer and task.answer.get("sentences") is not None:
+        return task.answer["sentences"]  # a gold task's submit
     transcript_id, translation_id = (None, None)
     if task.status not in OPEN:
         transcript_id, translation_id = submitted_revisions(task)
     if transcript_id is None:
         transcript_id = task.base_transcript_revision_id
         translation_id = task.base_translation_revision_id
-    base = revision_rows(transcript_id, translation_id)
-    rows = window_rows(base, window_of(task))
-    if task.answer and task.answer.get("sentences") is not None:
-        rows = task.answer["sentences"]  # a gold task's submit
+    return window_rows(revision_rows(transcript_id, translation_id), window_of(task))
+
+
+def task_data(task: Assignment, user: User, urls: dict) -> dict:
+    """Everything the task page needs, as JSON, but the analysis (opening_analysis)."""
+    rows = task_rows(task)
     draft = task.draft or {}
     start, end = audio_span(task)
     config = current_app.config
-    shown = draft.get("sentences", rows)
     return {
         "task": {
             "id": str(task.id),
@@ -186,13 +200,11 @@ def task_data(task: Assignment, user: User, urls: dict) -> dict:
         "sentences": rows,
         "draft": draft or None,
         "draft_saved_at": iso_utc(task.draft_saved_at),
-        "machine": machine_rows(task),
         "segments": draft.get("segments", segment_rows(task)),
         "rules": {
             "segment_min": config["SEGMENT_MIN_SECONDS"],
             "segment_max": config["SEGMENT_MAX_SECONDS"],
         },
-        "analysis": analyse(task, shown) if task.task_type in TEXT_TASKS else {},
         "review": staging.review_info(task),
         "returned": staging.return_info(task),
         "listened": (draft.get("listened") or []),

@@ -222,9 +222,11 @@ playerStarted
       ui.play.disabled = false;
       document.body.dataset.reviewReady = "1";
       resolveReady(true);
+      store.fetchAnalysis();
     });
   })
   .catch((error) => {
+    store.fetchAnalysis();
     console.error(error);
     showMessage("player-error", { tone: "error", text: `The player could not start: ${error.message || error}` });
   });

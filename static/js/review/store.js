@@ -1,7 +1,7 @@
 // The reviewer's working copy: kept in localStorage on every edit (a reload, a crash or a
 // server restart loses nothing), autosaved to the server as a draft every few seconds while
 // it changes and when the page is hidden, and the status line that says where it stands.
-import { postJSON, NetworkError, answerMessage } from "./api.js";
+import { getJSON, postJSON, NetworkError, answerMessage } from "./api.js";
 import { fmtClock, parseServerTime, uid } from "./dom.js";
 
 const AUTOSAVE_MS = 3000;
@@ -48,9 +48,10 @@ export class Store extends EventTarget {
     this.editable = Boolean(data.task.editable);
     this.items = [];
     this.analysis = new Map(); // row _id -> {text, overrides, words, english_share}
-    this.diff = data.analysis?.diff || null;
-    this.wer = data.analysis?.wer ?? null;
-    this.cer = data.analysis?.cer ?? null;
+    this.diff = null;
+    this.wer = null;
+    this.cer = null;
+    this.opened = null; // {ids, snapshot}: the rows the server's first analysis is about
     this.version = 0;
     this.savedVersion = 0;
     this.serverSavedAt = data.draft_saved_at || null;
@@ -111,17 +112,11 @@ export class Store extends EventTarget {
     }
     const normalise = kind === "segments" ? (r) => ({ ...r }) : normaliseSentence;
     this.items = withIds(chosen.map(normalise), prefix);
-    // Analysis by row: the server's answer, valid for the text it was computed on.
-    (data.analysis?.sentences || []).forEach((entry, i) => {
-      const row = this.items[i];
-      if (!row || !shown[i]) return;
-      this.analysis.set(row._id, {
-        text: shown[i].text,
-        overrides: shown[i].lang_overrides || {},
-        words: entry.words || [],
-        english_share: entry.english_share || 0,
-      });
-    });
+    // The server analyses `shown` (fetchAnalysis); each row's entry is valid for that text.
+    this.opened = {
+      ids: this.items.map((row) => row._id),
+      snapshot: shown.map((row) => ({ text: row.text, overrides: row.lang_overrides || {} })),
+    };
     if (this.source === "local") {
       this.version = 1; // unsaved to the server: send it soon
       this.state = "dirty";
@@ -283,10 +278,22 @@ export class Store extends EventTarget {
     this.dispatchEvent(new CustomEvent("blocked", { detail: this.message }));
   }
 
+  /** The server's analysis of the rows the page opened with: asked for once the page is
+   * ready, because an hour's word tags and scores take longer than drawing the page. */
+  async fetchAnalysis() {
+    if (this.kind !== "sentences" || !this.data.urls.analysis || !this.opened) return;
+    try {
+      const answer = await getJSON(this.data.urls.analysis);
+      if (answer.ok && answer.data) this.applyAnalysis(answer.data, this.opened.ids, this.opened.snapshot);
+    } catch {
+      /* offline: the next autosave brings the analysis */
+    }
+  }
+
   applyAnalysis(analysis, ids, snapshot) {
     if (!analysis) return;
     (analysis.sentences || []).forEach((entry, i) => {
-      if (!ids[i]) return;
+      if (!ids[i] || !snapshot[i]) return;
       this.analysis.set(ids[i], {
         text: snapshot[i].text,
         overrides: snapshot[i].overrides,
