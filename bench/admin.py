@@ -227,7 +227,7 @@ def explain(engine, statement: str, parameters) -> dict:
     scans = []
 
     def walk(node):
-        if node.get("Node Type") == "Seq Scan" and node.get("Plan Rows", 0) >= 0:
+        if node.get("Node Type") == "Seq Scan":
             table = node.get("Relation Name")
             if table and table_rows(engine, table) >= LARGE_TABLE_ROWS:
                 scans.append(table)
@@ -246,9 +246,13 @@ _ROWS: dict[str, int] = {}
 def table_rows(engine, table: str) -> int:
     if table not in _ROWS:
         with engine.connect() as conn:
-            _ROWS[table] = conn.execute(
-                sa.text("SELECT reltuples::bigint FROM pg_class WHERE relname = :t"), {"t": table}
-            ).scalar() or 0
+            _ROWS[table] = (
+                conn.execute(
+                    sa.text("SELECT reltuples::bigint FROM pg_class WHERE relname = :t"),
+                    {"t": table},
+                ).scalar()
+                or 0
+            )
     return _ROWS[table]
 
 

@@ -20,6 +20,7 @@ from ..models import (
     User,
 )
 from ..review import text
+from ..review.tasks import reviewed_text
 
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
 
@@ -171,11 +172,7 @@ def gold_agreement(batch_id: int | None = None) -> list[dict]:
     result = []
     for gold_id, group in itertools.groupby(tasks, key=lambda t: t.gold_revision_id):
         answers = list(group)
-        field_name = "translation" if answers[0].task_type.value == "translation_review" else "text"
-        texts = [
-            " ".join(r.get(field_name) or "" for r in (t.answer or {}).get("sentences", []))
-            for t in answers
-        ]
+        texts = [reviewed_text((t.answer or {}).get("sentences", []), t.task_type) for t in answers]
         pairs = [text.wer(a, b) for a, b in itertools.combinations(texts, 2)]
         result.append(
             {

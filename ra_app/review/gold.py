@@ -22,6 +22,7 @@ from ..models import (
 )
 from ..revisions import machine_draft, rows_of
 from . import text
+from .tasks import reviewed_text
 
 GOLD_TYPES = (TaskType.TRANSCRIPT_CORRECTION, TaskType.TRANSLATION_REVIEW)
 
@@ -131,7 +132,6 @@ def score(task: Assignment, rows: list[dict]) -> float:
     translation review), floored at 0: 1.0 is a perfect answer."""
     gold = db.session.get(TranscriptRevision, task.gold_revision_id)
     expected = rows_of(gold, translation_of(gold))
-    field = "translation" if task.task_type is TaskType.TRANSLATION_REVIEW else "text"
-    reference = " ".join(r[field] for r in expected if r[field])
-    hypothesis = " ".join(r.get(field) or "" for r in rows)
+    reference = reviewed_text(expected, task.task_type)
+    hypothesis = reviewed_text(rows, task.task_type)
     return round(max(0.0, 1.0 - text.wer(reference, hypothesis)), 4)

@@ -16,7 +16,6 @@ from ..models import (
     Batch,
     Decision,
     ReviewDecision,
-    TaskType,
     User,
     utcnow,
 )
@@ -179,7 +178,3 @@ def boundary_shift(author: list, reviewer: list) -> float | None:
     one = [min(abs(a - b) for b in theirs) for a in ours]
     two = [min(abs(b - a) for a in ours) for b in theirs]
     return round((sum(one) + sum(two)) / (len(one) + len(two)), 3)
-
-
-def is_text(task_type: TaskType) -> bool:
-    return task_type is not TaskType.AUDIO_SEGMENTATION

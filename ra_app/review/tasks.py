@@ -26,6 +26,13 @@ from ..states import ProcessingState, can_transition, transition
 TEXT_TASKS = (TaskType.TRANSCRIPT_CORRECTION, TaskType.TRANSLATION_REVIEW)
 
 
+def reviewed_text(rows: list[dict], task_type: TaskType) -> str:
+    """The text a task of this type works on, joined: the translations for a translation
+    review, else the transcript. What gold scores and agreement are measured on."""
+    field = "translation" if task_type is TaskType.TRANSLATION_REVIEW else "text"
+    return " ".join(row.get(field) or "" for row in rows)
+
+
 def windows_of(duration_s: float, window_s: float) -> list[tuple[float, float | None]]:
     """[start, end) windows covering the recording; the last one runs to the end, and a
     recording barely longer than one window stays one task."""

@@ -33,7 +33,7 @@ from ..revisions import (
 )
 from ..states import ProcessingState, can_transition, transition
 from . import gold, staging, text
-from .tasks import TEXT_TASKS, extend_lease
+from .tasks import TEXT_TASKS, extend_lease, reviewed_text
 
 OPEN = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
 
@@ -443,9 +443,8 @@ def approve_changes(task, original, sample, user, payload, decision) -> dict:
     record = {}
     if changed:
         record = submit_text(task, sample, user, payload)["decision"]
-    field = "translation" if task.task_type is TaskType.TRANSLATION_REVIEW else "text"
-    ours = " ".join(r.get(field) or "" for r in author_rows)
-    final = " ".join(r.get(field) or "" for r in edited)
+    ours = reviewed_text(author_rows, task.task_type)
+    final = reviewed_text(edited, task.task_type)
     return {**record, "wer": text.wer(final, ours), "cer": text.cer(final, ours)}
 
 
