@@ -1,8 +1,10 @@
 """Configuration from the environment (and a `.env` file, if present).
 
 Defaults give the embedded mode: a SQLite file under `instance/`, data under `./data`, and
-Celery tasks executed in-process. Setting `DATABASE_URL=postgresql://…` and
-`CELERY_BROKER_URL=redis://…` gives the production mode.
+Celery tasks executed in-process. Production (`APP_ENV=production`, and any installation
+whose DATABASE_URL is not the embedded SQLite) needs Postgres, a broker and a real
+SECRET_KEY, and refuses to start without them: a missing setting never opens the app with
+development defaults.
 """
 
 from __future__ import annotations
@@ -14,9 +16,6 @@ from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
-
-# The embedded default's key: fine on a laptop, refused in production.
-DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -30,6 +29,22 @@ def env_int(name: str, default: int) -> int:
 
 def env_float(name: str, default: float) -> float:
     return float(env(name, str(default)))
+
+
+def env_switch(name: str, default: str) -> str:
+    """on | off | auto from the usual spellings (1/0, true/false, yes/no, on/off)."""
+    value = (env(name, default) or default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return "on"
+    if value in ("0", "false", "no", "off"):
+        return "off"
+    if value == "auto":
+        return "auto"
+    raise RuntimeError(f"{name} must be on, off or auto, not {value!r}")
+
+
+def is_sqlite(url: str | None) -> bool:
+    return not url or url.startswith("sqlite")
 
 
 def database_url() -> str:
@@ -77,10 +92,20 @@ def celery_settings(broker_url: str | None) -> dict:
     }
 
 
+def engine_options(url: str) -> dict:
+    if is_sqlite(url):
+        # The embedded mode's background sender writes beside the requests: wait for the
+        # file's write lock instead of failing at once.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
 class Config:
-    SECRET_KEY = env("SECRET_KEY", DEV_SECRET_KEY)
+    # Unset: the embedded mode makes a random key per installation (instance/secret_key);
+    # anything else must set one (see ra_app/settings.py).
+    SECRET_KEY = env("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = database_url()
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # SQLALCHEMY_ENGINE_OPTIONS: set by create_app from the URI (engine_options)
     DATA_ROOT = Path(env("DATA_ROOT", str(BASE_DIR / "data"))).resolve()
     PRODUCTION = False
     CELERY = celery_settings(env("CELERY_BROKER_URL"))
@@ -91,6 +116,11 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # a token lives as long as the session; reviews take hours
+    # Requests larger than this are refused (413) before anything reads them.
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+    # Proxies in front of the app that set X-Forwarded-For/-Proto (the HTTPS proxy: 1).
+    # 0 trusts none: behind a proxy, sign-in limits would count every client as one.
+    FORWARDED_PROXIES = env_int("FORWARDED_PROXIES", 0)
 
     # S3-compatible storage for archives to ingest; all four set = S3 backend.
     S3_ENDPOINT = env("S3_ENDPOINT")
@@ -109,8 +139,13 @@ class Config:
     REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 30 * 60)
     # A second reviewer approves only after playing this share of the task's audio.
     REVIEW_LISTEN_REQUIRED = env_float("REVIEW_LISTEN_REQUIRED", 0.98)
+    # The player's fastest speed: no more can have been heard than the time since the task
+    # was claimed at this speed.
+    REVIEW_MAX_PLAYBACK_RATE = env_float("REVIEW_MAX_PLAYBACK_RATE", 2.0)
     SEGMENT_MIN_SECONDS = env_float("SEGMENT_MIN_SECONDS", 10.0)
     SEGMENT_MAX_SECONDS = env_float("SEGMENT_MAX_SECONDS", 30.0)
+    # A single sentence longer than the maximum may be one segment, up to this long.
+    SEGMENT_LONG_MAX_SECONDS = env_float("SEGMENT_LONG_MAX_SECONDS", 60.0)
 
     # Gemini (the `gemini` and `gemini_repair` stages on the llm queue).
     # Keys GEMINI_API_KEY_1…N, tried in order; a key out of quota (429) rests a while.
@@ -163,8 +198,10 @@ class Config:
     GEMINI_LEXICON_MAX_TERMS = env_int("GEMINI_LEXICON_MAX_TERMS", 300)
 
     # Post-review stages
-    # align (GPU hosts with requirements-gpu-align.txt): off where no GPU worker serves `gpu`
-    ALIGN_ENABLED = env("ALIGN_ENABLED", "1").lower() not in ("0", "false", "no", "off")
+    # align (GPU hosts with requirements-gpu-align.txt): on, off, or auto = when a worker
+    # consuming the gpu queue was seen within ALIGN_WORKER_SEEN_SECONDS
+    ALIGN_ENABLED = env_switch("ALIGN_ENABLED", "auto")
+    ALIGN_WORKER_SEEN_SECONDS = env_int("ALIGN_WORKER_SEEN_SECONDS", 600)
     ALIGN_DEVICE = env("ALIGN_DEVICE", "cuda")
     ALIGN_MODEL_DIR = env("ALIGN_MODEL_DIR")  # wav2vec2 weights, fetched beforehand
     # Alignment model per language; unset = WhisperX's default for that language.
@@ -186,17 +223,32 @@ class Config:
     BACKUP_DIR = env("BACKUP_DIR")
     BACKUP_OVERLAP_SECONDS = env_int("BACKUP_OVERLAP_SECONDS", 3600)
 
-    # Sign-in throttling: after this many wrong passwords the account is locked a while.
+    # Sign-in throttling (Flask-Limiter; Redis with a broker, else in memory): this many
+    # attempts per account and address, and per address, in LOGIN_LOCK_SECONDS.
     LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+    LOGIN_MAX_PER_ADDRESS = env_int("LOGIN_MAX_PER_ADDRESS", 50)
     LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 15 * 60)
+    RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI") or (
+        CELERY["broker_url"] if CELERY["broker_url"].startswith("redis") else "memory://"
+    )
+    RATELIMIT_STRATEGY = "moving-window"
 
     # Stage claims: running stages heart-beat every quarter of this; a dead worker's claim
     # can be taken over once it has gone this long without a beat.
     JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120)
+    # A stage that failed transiently runs again after TASK_RETRY_BACKOFF_SECONDS, doubling,
+    # at most TASK_MAX_RETRIES times.
+    TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 5)
+    TASK_RETRY_BACKOFF_SECONDS = env_int("TASK_RETRY_BACKOFF_SECONDS", 30)
+    # The dispatcher sends a queued task again when nothing came of it for this long (its
+    # message was lost with a broker that restarted empty), and queues the next stage of a
+    # sample left waiting with nothing queued.
+    OUTBOX_RESEND_AFTER_SECONDS = env_int("OUTBOX_RESEND_AFTER_SECONDS", 900)
 
 
 class DevConfig(Config):
-    """The embedded default: SQLite, in-process tasks, the development key."""
+    """Development: the embedded default (SQLite, in-process tasks, a key kept under
+    instance/), or a developer's own services with their own SECRET_KEY."""
 
 
 class ProdConfig(Config):
@@ -206,26 +258,36 @@ class ProdConfig(Config):
 
     @classmethod
     def check(cls) -> None:
-        if cls.SECRET_KEY in (None, DEV_SECRET_KEY) or len(cls.SECRET_KEY) < 32:
-            raise RuntimeError(
-                "Production needs a real SECRET_KEY (32+ random characters), e.g. "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        """Refuse to start, naming every missing piece, rather than run half-configured."""
+        problems = []
+        if not cls.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+            problems.append("DATABASE_URL=postgresql://… (production runs on Postgres)")
+        if cls.CELERY["task_always_eager"]:
+            problems.append("CELERY_BROKER_URL=redis://… (production runs tasks on workers)")
+        if not cls.SECRET_KEY or len(cls.SECRET_KEY) < 32:
+            problems.append(
+                "SECRET_KEY of 32+ random characters, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
+        if problems:
+            raise RuntimeError("Production needs " + "; ".join(problems) + ".")
 
 
 class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret-key"  # noqa: S105
     LOGIN_LOCK_SECONDS = 60
+    RATELIMIT_STORAGE_URI = "memory://"
 
 
 def config_from_env() -> type[Config]:
-    """Production when asked for, or when both production services are configured."""
+    """APP_ENV decides; unset, only the embedded SQLite database runs as development:
+    a server database means production, with all its checks."""
     app_env = env("APP_ENV")
     if app_env == "production":
         return ProdConfig
     if app_env == "development":
         return DevConfig
-    if env("DATABASE_URL", "").startswith("postgres") and env("CELERY_BROKER_URL"):
-        return ProdConfig
-    return DevConfig
+    if app_env:
+        raise RuntimeError(f"APP_ENV must be development or production, not {app_env!r}")
+    return DevConfig if is_sqlite(env("DATABASE_URL")) else ProdConfig

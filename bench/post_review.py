@@ -87,8 +87,8 @@ def speech(minutes: float, seed: int = 7) -> tuple[np.ndarray, list[dict]]:
 
 def reviewed_sample(app, pcm, sentences, title: str, aligned: bool):
     """The recording as the review app leaves it: reviewed (and, if asked, aligned)."""
-    from pipeline.stages.segment import write_wav
     from pipeline.storage import local_storage
+    from pipeline.wav import write_wav
     from ra_app.extensions import db
     from ra_app.models import Origin, Sample, Source, SourceKind, WordAlignment
     from ra_app.revisions import write_revisions

@@ -305,7 +305,7 @@ def server_side_parts(app, tasks: dict, budget_s: float = 5.0) -> dict:
     from the previous one as O(chars²), would pass `budget_s` is estimated, not run."""
     from ra_app.extensions import db
     from ra_app.models import Assignment, User
-    from ra_app.review import text, work
+    from ra_app.review import page, text
 
     urls = {k: "/x" for k in ("audio", "peaks", "analysis", "draft", "submit", "touch", "queue")}
     out = {}
@@ -317,7 +317,7 @@ def server_side_parts(app, tasks: dict, budget_s: float = 5.0) -> dict:
         for name, facts in tasks.items():
             task = db.session.get(Assignment, facts["task_id"])
             began = time.perf_counter()
-            data = work.task_data(task, user, urls)
+            data = page.task_data(task, user, urls)
             without = time.perf_counter() - began
             rows = data["sentences"]
             entry = {
@@ -328,9 +328,9 @@ def server_side_parts(app, tasks: dict, budget_s: float = 5.0) -> dict:
             }
             out[name] = entry
             began = time.perf_counter()
-            work.opening_analysis(task)
+            page.opening_analysis(task)
             entry["analysis_s"] = round(time.perf_counter() - began, 3)  # served after ready
-            entries.append((entry, work.machine_rows(task), rows))
+            entries.append((entry, page.machine_rows(task), rows))
         for entry, machine, rows in sorted(entries, key=lambda e: e[0]["text_chars"]):
             chars = entry["text_chars"]
             if last and last[1] * (chars / last[0]) ** 2 > budget_s:

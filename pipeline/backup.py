@@ -10,16 +10,23 @@ Backup (`flask backup [--full]`, task `pipeline.backup` on queue `io`)
     renamed when complete; `checkpoint.json` then records the backup's time.
 
     The first backup, and every `--full` one, holds every row. The others are incremental:
-    the rows whose `updated_at` (or, for append-only tables, `created_at`) is newer than the
-    last checkpoint less BACKUP_OVERLAP_SECONDS. The overlap catches rows stamped before the
-    checkpoint by a transaction that committed after it (and workers' clocks that run a
-    little behind); a row read twice is harmless, since restoring is idempotent.
+    the rows whose `updated_at` is newer than the last checkpoint less
+    BACKUP_OVERLAP_SECONDS. Every table has `updated_at`, and on Postgres the database sets
+    it on every insert and update (a trigger; see the migration 9c4e1f7a2b3d), so any
+    change — a gold mark, a role, a batch's status — is in the next incremental backup. The
+    overlap catches rows stamped before the checkpoint by a transaction that committed
+    after it; a row read twice is harmless, since restoring is idempotent. A backup run as
+    a stage leaves out its own job run (it is running while the snapshot is taken).
 
 Restore (`flask restore [--force] [--dry-run]`)
     Applies the newest full backup and every incremental one after it, in one transaction,
-    table by table in foreign-key order. Last write wins by `updated_at`: a row is written
-    when the database has no row with its key, or an older one; a newer row in the database
-    is kept (`--force`: the backup always wins). Rows absent from the newest backup's key
+    table by table in foreign-key order, keeping the backup's `updated_at` stamps. Last
+    write wins by `updated_at`: a row is written when the database has no row with its key,
+    or an older one; a newer row in the database is kept (`--force`: the backup always
+    wins). Two copies stamped the same instant are resolved by their content (the greater
+    canonical line wins), so two databases that exchange backups end up the same. A job
+    run that was running when the backup was taken comes back `expired`: no worker of this
+    database holds its claim. Rows absent from the newest backup's key
     lists were deleted at the source: they are deleted here too, unless the database's copy
     is newer than that backup. Foreign keys that form cycles (and self-references) are
     written in a second pass, so rows can arrive in any order. Postgres sequences are moved
@@ -81,10 +88,17 @@ def key_column(table: sa.Table) -> sa.Column:
 
 def stamp_column(table: sa.Table) -> sa.Column | None:
     """What last-write-wins and incremental backups go by."""
-    for name in ("updated_at", "created_at"):
-        if name in table.c:
-            return table.c[name]
-    return None
+    return table.c.get("updated_at")
+
+
+def own_run_left_out(table: sa.Table):
+    """The condition that leaves this backup's own job run out of it, if it runs as one."""
+    from .jobs import held_claim
+
+    held = held_claim()
+    if table.name != "job_runs" or held is None or held.stage != "backup":
+        return None
+    return table.c.id != held.run_id
 
 
 def deferred_columns(table: sa.Table) -> list[sa.Column]:
@@ -154,11 +168,15 @@ def row_line(table: sa.Table, row) -> str:
     )
 
 
-def rows_in_key_order(conn, table: sa.Table, since: datetime | None = None) -> Iterator:
+def rows_in_key_order(
+    conn, table: sa.Table, since: datetime | None = None, leave_out=None
+) -> Iterator:
     query = sa.select(table).order_by(key_column(table))
     stamp = stamp_column(table)
     if since is not None and stamp is not None:
         query = query.where(sa.or_(stamp > since, stamp.is_(None)))
+    if leave_out is not None:
+        query = query.where(leave_out)
     yield from conn.execution_options(yield_per=2000).execute(query)
 
 
@@ -270,19 +288,21 @@ def backup(*, full: bool = False, dry_run: bool = False, out_dir: Path | None = 
 def dump_table(conn, table: sa.Table, since: datetime | None, folder: Path) -> dict:
     rows_file = folder / f"{table.name}.jsonl.gz"
     keys_file = folder / f"{table.name}.keys.jsonl.gz"
+    leave_out = own_run_left_out(table)
     digest, count = hashlib.sha256(), 0
     with gzip.open(rows_file, "wt", encoding="utf-8", compresslevel=6) as fh:
-        for row in rows_in_key_order(conn, table, since):
+        for row in rows_in_key_order(conn, table, since, leave_out):
             line = row_line(table, row)
             fh.write(line + "\n")
             digest.update(line.encode() + b"\n")
             count += 1
     key = key_column(table)
     keys = 0
+    key_query = sa.select(key).order_by(key)
+    if leave_out is not None:
+        key_query = key_query.where(leave_out)
     with gzip.open(keys_file, "wt", encoding="utf-8", compresslevel=6) as fh:
-        for (value,) in conn.execution_options(yield_per=10000).execute(
-            sa.select(key).order_by(key)
-        ):
+        for (value,) in conn.execution_options(yield_per=10000).execute(key_query):
             fh.write(json.dumps(encode(value)) + "\n")
             keys += 1
     entry = {
@@ -359,20 +379,46 @@ def upsert(conn, table: sa.Table, rows: list[dict]) -> None:
     conn.execute(statement.on_conflict_do_update(index_elements=[key], set_=update))
 
 
-def existing_stamps(conn, table: sa.Table, keys: list) -> dict:
+def existing_rows(conn, table: sa.Table, keys: list) -> dict:
+    """The database's copies of these keys: key -> (stamp, canonical line)."""
     key, stamp = key_column(table), stamp_column(table)
-    columns = [key, stamp] if stamp is not None else [key]
-    found = conn.execute(sa.select(*columns).where(key.in_(keys))).all()
+    found = conn.execute(sa.select(table).where(key.in_(keys))).all()
     return {
-        encode(row[0]): (utc(row[1]) if stamp is not None and row[1] is not None else None)
+        encode(row._mapping[key]): (
+            utc(row._mapping[stamp]) if stamp is not None and row._mapping[stamp] else None,
+            row_line(table, row),
+        )
         for row in found
     }
 
 
-def newer(backup_stamp: datetime | None, database_stamp: datetime | None) -> bool:
+def backup_wins(backup_stamp, backup_line: str, database_stamp, database_line: str) -> bool:
+    """Last write wins; the same instant on both sides: the greater line (any fixed order
+    would do; this one is the same on every machine)."""
     if backup_stamp is None or database_stamp is None:
+        if backup_stamp is None and database_stamp is None:
+            return backup_line > database_line
         return backup_stamp is not None
-    return utc(backup_stamp) > database_stamp
+    backup_stamp = utc(backup_stamp)
+    if backup_stamp != database_stamp:
+        return backup_stamp > database_stamp
+    return backup_line > database_line
+
+
+def canonical(raw: dict) -> str:
+    return json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def restored_as(table: sa.Table, raw: dict) -> dict:
+    """A job run running at backup time comes back expired: nobody here holds its claim."""
+    if table.name == "job_runs" and raw.get("status") == "running":
+        return {
+            **raw,
+            "status": "expired",
+            "lease_expires_at": None,
+            "error": "restored from a backup taken while it ran",
+        }
+    return raw
 
 
 def restore(*, force: bool = False, dry_run: bool = False, src_dir: Path | None = None):
@@ -386,6 +432,9 @@ def restore(*, force: bool = False, dry_run: bool = False, src_dir: Path | None 
     with engine.connect() as conn:
         transaction = conn.begin()
         try:
+            if engine.dialect.name == "postgresql":
+                # The stamps are the backup's: the updated_at trigger leaves them alone.
+                conn.execute(sa.text("SET LOCAL app.restoring = 'on'"))
             target = schema_revision(conn)
             if not force and newest.get("schema_revision") and target != newest["schema_revision"]:
                 raise BackupError(
@@ -459,14 +508,17 @@ def restore_table(conn, table, chain, keys, force, report: TableReport) -> list[
         def flush(batch=batch):
             if not batch:
                 return
-            have = existing_stamps(conn, table, [decode(key, r[key.name]) for r in batch])
+            have = existing_rows(conn, table, [decode(key, r[key.name]) for r in batch])
             rows = []
             for raw in batch:
                 known = raw[key.name] in have
                 backup_stamp = decode(stamp, raw[stamp.name]) if stamp is not None else None
-                if known and not force and not newer(backup_stamp, have[raw[key.name]]):
-                    report.kept += 1
-                    continue
+                if known and not force:
+                    database_stamp, database_line = have[raw[key.name]]
+                    if not backup_wins(backup_stamp, canonical(raw), database_stamp, database_line):
+                        report.kept += 1
+                        continue
+                raw = restored_as(table, raw)
                 row = {c.name: decode(c, raw.get(c.name)) for c in table.columns}
                 links = {c.name: row[c.name] for c in deferred}
                 if any(v is not None for v in links.values()):

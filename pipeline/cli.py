@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 
 from ra_app.admin.services import samples_per_state
 from ra_app.extensions import db
-from ra_app.models import JobRun, JobStatus
+from ra_app.models import JobRun, JobStatus, OutboxMessage
 
 
 @click.group("pipeline", help="Pipeline stages and their state.")
@@ -34,6 +34,15 @@ def status_command():
         click.echo("  none yet")
     for stage, status, count in rows:
         click.echo(f"  {stage:<16} {status.value:<10} {count:>8}")
+    unsent, oldest = db.session.execute(
+        sa.select(sa.func.count(), sa.func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.sent_at.is_(None)
+        )
+    ).one()
+    click.echo(
+        f"Outbox: {unsent} waiting to be sent"
+        + (f" (oldest {oldest:%Y-%m-%d %H:%M:%S})" if unsent else "")
+    )
     failures = db.session.scalars(
         sa.select(JobRun)
         .where(JobRun.status == JobStatus.FAILED)
@@ -47,6 +56,20 @@ def status_command():
         click.echo(
             f"  #{run.id} {run.stage} {run.subject} attempt {run.attempt} [{kind}] {run.error}"
         )
+
+
+@pipeline_cli.command("dispatch")
+@click.option("--once", is_flag=True, help="One pass (send, then sweep), then exit.")
+@click.option("--poll", default=2.0, show_default=True, help="Seconds between looks.")
+@click.option("--sweep", default=60.0, show_default=True, help="Seconds between sweeps.")
+@with_appcontext
+def dispatch_command(once: bool, poll: float, sweep: float):
+    """Send queued work to the broker and re-queue work that got lost (run one per
+    installation beside the workers; see pipeline/dispatch.py)."""
+    from .dispatch import run
+
+    click.echo("dispatching the outbox" + (" once" if once else "; Ctrl+C stops"))
+    run(once=once, poll_s=poll, sweep_s=sweep)
 
 
 @pipeline_cli.command("selftest")

@@ -2,9 +2,16 @@
 
 Every stage attempt writes one `job_runs` row. The `running` row is also the claim on
 (stage, subject): a partial unique index lets only one run be running per (stage, subject),
-so two workers never run the same stage on one sample at once. A claim carries a lease that
-the worker extends with `heartbeat`; once it has expired (the worker died), the next worker
-marks the old run `expired` and takes over.
+so two workers never run the same stage on one sample at once.
+
+A claim belongs to its Celery task id and carries a lease (on the database's clock) that a
+background thread extends while the stage works:
+- the same task id delivered again (its worker died mid-stage, and Celery redelivers the
+  message) takes its own claim over at once and runs;
+- a different task that meets a live claim is told how long the lease has left (ClaimTaken)
+  and retries after it, so it takes over if the holder died;
+- a run whose claim was taken over stops before it writes: every commit of the stage's
+  session checks, under a row lock, that its run is still the running one (`fence`).
 
 Bookkeeping uses its own short transactions on the engine, apart from the stage's session,
 so a stage that rolls back its work still leaves an honest record of the attempt.
@@ -18,19 +25,25 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import Session
 
+from ra_app.clock import as_utc, db_now
 from ra_app.extensions import db
-from ra_app.models import FailureClass, JobRun, JobStatus, utcnow
+from ra_app.models import FailureClass, JobRun, JobStatus
 
 from .errors import is_permanent
 
 job_runs = JobRun.__table__
 log = logging.getLogger(__name__)
+
+EXPIRED_LEASE = "lease expired: the worker stopped heart-beating; another worker took over"
+REDELIVERED = "redelivered: the worker running it stopped; the next delivery took over"
 
 
 def worker_name() -> str:
@@ -38,15 +51,18 @@ def worker_name() -> str:
 
 
 class ClaimTaken(Exception):
-    """Another worker holds a live claim on this (stage, subject)."""
+    """Another task holds a live claim on this (stage, subject); `retry_in` is the time its
+    lease has left, after which it can be taken over if its worker died."""
 
-    def __init__(self, stage: str, subject: str, holder: str | None):
+    def __init__(self, stage: str, subject: str, holder: str | None, retry_in: float = 0.0):
         super().__init__(f"{stage} on {subject} is already running on {holder or 'another worker'}")
         self.holder = holder
+        self.retry_in = retry_in
 
 
 class ClaimLost(Exception):
-    """This worker's lease expired and another worker took the claim over."""
+    """This run's claim was taken over (its lease ran out, or its message was redelivered):
+    whatever it has not committed must not be."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +73,10 @@ class Claim:
     attempt: int
 
 
-def _lease_seconds(lease_s: float | None) -> float:
-    return lease_s if lease_s is not None else current_app.config["JOB_LEASE_SECONDS"]
+def _lease(lease_s: float | None) -> timedelta:
+    return timedelta(
+        seconds=lease_s if lease_s is not None else current_app.config["JOB_LEASE_SECONDS"]
+    )
 
 
 def claim(
@@ -70,23 +88,25 @@ def claim(
     lease_s: float | None = None,
     now: datetime | None = None,
 ) -> Claim:
-    """Take the claim on (stage, subject) or raise ClaimTaken."""
-    now = now or utcnow()
+    """Take the claim on (stage, subject) or raise ClaimTaken. `now` is for tests that play
+    a worker from the past; otherwise the database's clock."""
     with db.engine.begin() as conn:
+        now = now or db_now(conn)
+        running = sa.and_(
+            job_runs.c.stage == stage,
+            job_runs.c.subject == subject,
+            job_runs.c.status == JobStatus.RUNNING,
+        )
+        mine = job_runs.c.task_id == task_id if task_id else sa.false()
         conn.execute(
             job_runs.update()
-            .where(
-                job_runs.c.stage == stage,
-                job_runs.c.subject == subject,
-                job_runs.c.status == JobStatus.RUNNING,
-                job_runs.c.lease_expires_at < now,
-            )
+            .where(running, sa.or_(job_runs.c.lease_expires_at < now, mine))
             .values(
                 status=JobStatus.EXPIRED,
                 finished_at=now,
                 failure_class=FailureClass.TRANSIENT,
-                error="lease expired: the worker stopped heart-beating; another worker took over",
-                updated_at=now,
+                error=sa.case((mine, REDELIVERED), else_=EXPIRED_LEASE),
+                lease_expires_at=None,
             )
         )
         previous = conn.execute(
@@ -94,52 +114,45 @@ def claim(
                 job_runs.c.stage == stage, job_runs.c.subject == subject
             )
         ).scalar_one()
-    attempt = (previous or 0) + 1
-    try:
-        with db.engine.begin() as conn:
-            run_id = conn.execute(
-                job_runs.insert()
-                .values(
-                    stage=stage,
-                    subject=subject,
-                    sample_id=sample_id,
-                    status=JobStatus.RUNNING,
-                    attempt=attempt,
-                    worker=worker_name(),
-                    task_id=task_id,
-                    started_at=now,
-                    updated_at=now,
-                    lease_expires_at=now + timedelta(seconds=_lease_seconds(lease_s)),
-                )
-                .returning(job_runs.c.id)
-            ).scalar_one()
-    except sa.exc.IntegrityError:
-        with db.engine.connect() as conn:
+        try:
+            with conn.begin_nested():
+                run_id = conn.execute(
+                    job_runs.insert()
+                    .values(
+                        stage=stage,
+                        subject=subject,
+                        sample_id=sample_id,
+                        status=JobStatus.RUNNING,
+                        attempt=previous + 1,
+                        worker=worker_name(),
+                        task_id=task_id,
+                        started_at=now,
+                        lease_expires_at=now + _lease(lease_s),
+                    )
+                    .returning(job_runs.c.id)
+                ).scalar_one()
+        except sa.exc.IntegrityError:
             holder = conn.execute(
-                sa.select(job_runs.c.worker).where(
-                    job_runs.c.stage == stage,
-                    job_runs.c.subject == subject,
-                    job_runs.c.status == JobStatus.RUNNING,
-                )
-            ).scalar()
-        raise ClaimTaken(stage, subject, holder) from None
-    return Claim(run_id, stage, subject, attempt)
+                sa.select(job_runs.c.worker, job_runs.c.lease_expires_at).where(running)
+            ).first()
+            left = (
+                (as_utc(holder.lease_expires_at) - as_utc(now)).total_seconds() if holder else 0.0
+            )
+            raise ClaimTaken(stage, subject, holder.worker if holder else None, left) from None
+    return Claim(run_id, stage, subject, previous + 1)
 
 
 def heartbeat(held: Claim, lease_s: float | None = None, engine=None) -> None:
-    """Extend the lease; raise ClaimLost if another worker has taken the claim over."""
-    now = utcnow()
+    """Extend the lease; raise ClaimLost if the claim was taken over."""
     with (engine or db.engine).begin() as conn:
+        now = db_now(conn)
         updated = conn.execute(
             job_runs.update()
             .where(job_runs.c.id == held.run_id, job_runs.c.status == JobStatus.RUNNING)
-            .values(
-                lease_expires_at=now + timedelta(seconds=_lease_seconds(lease_s)),
-                updated_at=now,
-            )
+            .values(lease_expires_at=now + _lease(lease_s))
         ).rowcount
     if updated != 1:
-        raise ClaimLost(f"{held.stage} on {held.subject}: the lease expired and was taken over")
+        raise ClaimLost(f"{held.stage} on {held.subject}: the claim was taken over")
 
 
 def finish(
@@ -151,19 +164,17 @@ def finish(
     result: dict | None = None,
     sample_id=None,
 ) -> None:
-    now = utcnow()
-    values = {
-        "status": status,
-        "finished_at": now,
-        "updated_at": now,
-        "lease_expires_at": None,
-        "error": error,
-        "failure_class": failure_class,
-        "result": result,
-    }
-    if sample_id is not None:
-        values["sample_id"] = sample_id
     with db.engine.begin() as conn:
+        values = {
+            "status": status,
+            "finished_at": db_now(conn),
+            "lease_expires_at": None,
+            "error": error,
+            "failure_class": failure_class,
+            "result": result,
+        }
+        if sample_id is not None:
+            values["sample_id"] = sample_id
         conn.execute(
             job_runs.update()
             .where(job_runs.c.id == held.run_id, job_runs.c.status == JobStatus.RUNNING)
@@ -174,6 +185,30 @@ def finish(
 def describe(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}"[:4000]
+
+
+# The claim the stage running in this context holds (see `fence`).
+_held: ContextVar[Claim | None] = ContextVar("held_claim", default=None)
+
+
+def held_claim() -> Claim | None:
+    return _held.get()
+
+
+@sa.event.listens_for(Session, "before_commit")
+def fence(session: Session) -> None:
+    """A stage commits only while its run is still the running one. The row lock makes a
+    takeover wait for this commit, or this commit see the takeover: never both writing."""
+    held = _held.get()
+    if held is None:
+        return
+    status = session.execute(
+        sa.select(job_runs.c.status).where(job_runs.c.id == held.run_id).with_for_update()
+    ).scalar()
+    if status != JobStatus.RUNNING:
+        raise ClaimLost(
+            f"{held.stage} on {held.subject}: the claim was taken over; nothing was committed"
+        )
 
 
 @contextmanager
@@ -193,7 +228,8 @@ def stage_run(
     """
     held = claim(stage, subject, sample_id=sample_id, task_id=task_id, lease_s=lease_s)
     run = StageRun(held, sample_id=sample_id, lease_s=lease_s)
-    keep_alive = KeepAlive(held, _lease_seconds(lease_s), db.engine)
+    keep_alive = KeepAlive(held, _lease(lease_s).total_seconds(), db.engine)
+    token = _held.set(held)
     try:
         with keep_alive:
             yield run
@@ -209,6 +245,8 @@ def stage_run(
             sample_id=run.sample_id,
         )
         raise
+    finally:
+        _held.reset(token)
     finish(held, JobStatus.SUCCEEDED, result=run.result, sample_id=run.sample_id)
 
 
@@ -229,12 +267,16 @@ class StageRun:
 
 class KeepAlive:
     """Heart-beats the claim from a background thread while the stage works, so a long
-    ffmpeg run or model call keeps its lease and a dead worker's lease runs out quickly."""
+    ffmpeg run or model call keeps its lease and a dead worker's lease runs out quickly.
+
+    A failed beat (the database restarting, a busy SQLite file) is logged and tried again at
+    the next beat; the thread stops only when the stage ends or the claim was taken over."""
 
     def __init__(self, held: Claim, lease_s: float, engine):
         self.held = held
         self.lease_s = lease_s
         self.engine = engine
+        self.lost = False
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="claim-keepalive", daemon=True)
 
@@ -243,10 +285,24 @@ class KeepAlive:
             try:
                 heartbeat(self.held, self.lease_s, self.engine)
             except ClaimLost:
-                log.warning("lost the claim on %s %s", self.held.stage, self.held.subject)
+                self.lost = True
+                log.warning(
+                    "lost the claim on %s %s (run %s): it was taken over; this run will "
+                    "commit nothing more",
+                    self.held.stage,
+                    self.held.subject,
+                    self.held.run_id,
+                )
                 return
-            except sa.exc.OperationalError as error:  # a busy SQLite file: try next beat
-                log.info("heartbeat skipped: %s", error)
+            except Exception as error:  # noqa: BLE001 - the beat must outlive any error
+                log.warning(
+                    "heartbeat of %s %s (run %s) failed, trying again in %.0f s: %s",
+                    self.held.stage,
+                    self.held.subject,
+                    self.held.run_id,
+                    self.lease_s / 4,
+                    describe(error),
+                )
 
     def __enter__(self):
         self.thread.start()

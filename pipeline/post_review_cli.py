@@ -65,11 +65,14 @@ def align_cmd(sample_id, batch: bool, limit: int, dry_run: bool):
 @with_appcontext
 def segment_cmd(sample_id, batch: bool, limit: int, dry_run: bool):
     """Cut samples into 10–30 s segments at pauses (queue cpu). --batch takes aligned
-    samples, and reviewed ones too when alignment is off (ALIGN_ENABLED=0)."""
+    samples, and reviewed ones too when alignment is not wanted (ALIGN_ENABLED off, or auto
+    with no gpu worker seen)."""
+    from ra_app.flow import alignment_wanted
+
     from .stages import segment
     from .tasks import segment_sample
 
-    waiting = [S.ALIGNED] if current_app.config["ALIGN_ENABLED"] else [S.ALIGNED, S.REVIEWED]
+    waiting = [S.ALIGNED] if alignment_wanted() else [S.ALIGNED, S.REVIEWED]
     samples = select_samples(sample_id, batch, limit, Sample.processing_state.in_(waiting))
     run_stage(
         "segment", samples, segment_sample, lambda sid: segment.run(sid, dry_run=True), dry_run

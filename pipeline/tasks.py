@@ -11,14 +11,18 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
+import sqlalchemy as sa
 from celery import shared_task
+from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 from flask import current_app
 
-from ra_app.models import SourceKind
+from ra_app.extensions import db
+from ra_app.models import JobRun, JobStatus, SourceKind
 
 from .errors import PermanentError, is_permanent
-from .jobs import ClaimTaken, stage_run, worker_name
+from .jobs import ClaimLost, ClaimTaken, stage_run, worker_name
+from .retries import backoff_seconds, max_attempts
 from .stages import youtube
 from .stages.ingest import Recording, duplicate, find_existing, ingest
 from .stages.local_files import ingest_archive_members
@@ -26,40 +30,67 @@ from .storage import local_storage, s3_storage
 
 log = get_task_logger(__name__)
 
-MAX_RETRIES = 5
+CLAIM_WAITS = 10_000  # retries of a task waiting on another's claim: until it ends or dies
 
 
-def backoff_seconds(retries: int) -> int:
-    """30 s, 60 s, 120 s, … capped at 30 minutes."""
-    return min(30 * 2**retries, 1800)
+def failed_attempts(task_id: str | None) -> int:
+    """Runs of this task that failed: retries are counted by what ran, not by deliveries
+    (a task waiting on another's claim ran nothing)."""
+    if not task_id:
+        return 0
+    return db.session.scalar(
+        sa.select(sa.func.count()).where(
+            JobRun.task_id == task_id, JobRun.status == JobStatus.FAILED
+        )
+    )
 
 
 def run_claimed(task, stage: str, subject: str, body, *, sample_id=None, lease_s=None):
-    """Run `body(run)` under the (stage, subject) claim, retrying transient failures."""
+    """Run `body(run)` under the (stage, subject) claim; retry transient failures.
+
+    - Another task holds a live claim: retry once its lease can have run out (it takes the
+      claim over if that worker died), never "done" for work that did not run.
+    - This run's claim was taken over (a redelivery of this same task is running it): stop
+      without a result of its own; the run that took over records the outcome.
+    """
     try:
         with stage_run(
             stage, subject, sample_id=sample_id, task_id=task.request.id, lease_s=lease_s
         ) as run:
             # Kept if the attempt fails, so an admin can send the same call again.
-            run.result = {"call": {"task": task.name, "args": list(task.request.args or []),
-                                   "kwargs": dict(task.request.kwargs or {})}}
+            run.result = {
+                "call": {
+                    "task": task.name,
+                    "args": list(task.request.args or []),
+                    "kwargs": dict(task.request.kwargs or {}),
+                }
+            }
             run.result = body(run)
             return run.result
     except ClaimTaken as taken:
-        # Another worker is on it; a redelivered duplicate simply steps aside.
-        log.info("%s", taken)
-        return {"skipped": str(taken)}
-    except Exception as error:
-        if is_permanent(error) or task.request.is_eager or task.request.retries >= MAX_RETRIES:
+        if task.request.is_eager:
             raise
-        raise task.retry(exc=error, countdown=backoff_seconds(task.request.retries)) from error
+        log.info("%s; trying again in %.0f s", taken, taken.retry_in)
+        raise task.retry(
+            exc=taken, countdown=min(max(taken.retry_in, 1.0), 600.0), max_retries=CLAIM_WAITS
+        ) from None
+    except ClaimLost as lost:
+        log.warning("%s", lost)
+        raise Ignore() from lost
+    except Exception as error:
+        failures = failed_attempts(task.request.id)
+        if is_permanent(error) or task.request.is_eager or failures >= max_attempts():
+            raise
+        raise task.retry(
+            exc=error, countdown=backoff_seconds(failures), max_retries=CLAIM_WAITS
+        ) from error
 
 
 @shared_task(bind=True, name="pipeline.selftest", soft_time_limit=120, time_limit=150)
 def selftest(self, subject: str = "selftest", hold_s: float = 0.0):
     """Prove a worker can reach the database and take claims (`flask pipeline selftest`).
 
-    `hold_s` keeps the claim for a while, which shows that a second worker steps aside.
+    `hold_s` keeps the claim for a while, which shows that a second task waits for it.
     """
 
     def body(run):
@@ -200,7 +231,8 @@ def gemini_repair(self, sample_id: str, model: str | None = None):
 # --- Post-review stages ------------------------------------------------------------------
 # align (queue gpu) -> segment (cpu) -> human segment review -> denoise (cpu, or gpu with
 # DeepFilterNet) -> export (io); backup (io). Each task claims (stage, sample), runs its
-# stage from pipeline/stages/, and records the job run. GPU tasks hold a model per worker
+# stage from pipeline/stages/, and records the job run; a stage that moves its sample on
+# queues the next one in the same commit (ra_app/flow.py). GPU tasks hold a model per worker
 # process: run GPU workers with one process and one message at a time,
 #     celery -A celery_worker worker -Q gpu -c 1 --prefetch-multiplier 1
 # The stage modules are imported inside the tasks so this module's import stays light.
@@ -264,9 +296,7 @@ def export_sample(self, sample_id: str, task_type: str = "audio_segmentation"):
     )
 
 
-@shared_task(
-    bind=True, name="pipeline.backup", soft_time_limit=3 * 3600 - 300, time_limit=3 * 3600
-)
+@shared_task(bind=True, name="pipeline.backup", soft_time_limit=3 * 3600 - 300, time_limit=3 * 3600)
 def backup_database(self, full: bool = False):
     """A database backup into BACKUP_DIR (queue io); incremental unless `full`."""
     from .backup import backup
@@ -283,57 +313,6 @@ def backup_database(self, full: bool = False):
     return run_claimed(self, "backup", "database", body)
 
 
-def alignment_wanted() -> bool:
-    """Align unless ALIGN_ENABLED is off; in the embedded mode (tasks in-process) only where
-    WhisperX is installed, so the laptop demo goes straight to sentence-based segments."""
-    import importlib.util
-
-    if not current_app.config["ALIGN_ENABLED"]:
-        return False
-    if current_app.extensions["celery"].conf.task_always_eager:
-        return importlib.util.find_spec("whisperx") is not None
-    return True
-
-
-def post_review_signatures(sample_id) -> list:
-    """The stages that follow the sample's current state, up to the next human review."""
-    from ra_app.extensions import db
-    from ra_app.models import Sample
-    from ra_app.states import ProcessingState as S
-
-    sample = db.session.get(Sample, uuid.UUID(str(sample_id)))
-    if sample is None:
-        return []
-    sid = str(sample.id)
-    state = sample.processing_state
-    if state is S.REVIEWED:
-        steps = [align_sample.si(sid)] if alignment_wanted() else []
-        return [*steps, segment_sample.si(sid)]
-    if state is S.ALIGNED:
-        return [segment_sample.si(sid)]
-    if state is S.SEGMENTS_REVIEWED:
-        gpu = current_app.config["DENOISE_METHOD"] == "deepfilternet"
-        denoise = denoise_sample_gpu if gpu else denoise_sample
-        return [denoise.si(sid), export_sample.si(sid)]
-    if state is S.DENOISED:
-        return [export_sample.si(sid)]
-    return []
-
-
-def chain_after_approval(sample_id):
-    """Queue what follows a finished review as one Celery chain, each stage on its queue:
-    `reviewed` -> align (gpu) -> segment (cpu); `segments_reviewed` -> denoise -> export (io).
-    A stage runs only after the one before it succeeded. Call it after the commit that moved
-    the sample, so the workers see the new state. Returns the chain's AsyncResult (None when
-    nothing follows)."""
-    from celery import chain
-
-    steps = post_review_signatures(sample_id)
-    if not steps:
-        return None
-    return chain(*steps).apply_async()
-
-
 def _fresh_models(**_):
     """A forked worker process starts with no model of its parent's: CUDA state does not
     survive a fork, so each process loads its own on its first task (and keeps it)."""
@@ -346,7 +325,10 @@ def _fresh_models(**_):
 def _connect_worker_signals() -> None:
     from celery.signals import worker_process_init
 
+    from . import workers
+
     worker_process_init.connect(_fresh_models, weak=False)
+    workers.connect_signals()
 
 
 _connect_worker_signals()

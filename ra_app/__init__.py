@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, jsonify, render_template, request
 
-from config import Config, ProdConfig, config_from_env
+from config import Config, config_from_env, engine_options
 
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, db, limiter, login_manager, migrate
+from .security import configure_secret_key, register_security
 
 
 def create_app(config: type[Config] | dict | None = None) -> Flask:
     config_class = config if isinstance(config, type) else config_from_env()
-    if issubclass(config_class, ProdConfig):
+    if getattr(config_class, "PRODUCTION", False):
         config_class.check()
     app = Flask(
         __name__,
@@ -22,9 +23,14 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     app.config.from_object(config_class)
     if isinstance(config, dict):
         app.config.update(config)
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
     _ensure_dirs(app)
+    configure_secret_key(app)
 
     register_extensions(app)
+    register_security(app)
     register_template_filters(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -47,6 +53,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
 
 
 def _migrations_dir():
@@ -85,6 +92,17 @@ def register_errorhandlers(app: Flask) -> None:
             "The page was open too long or came from elsewhere. "
             "Go back, reload the page and try again; nothing was saved.",
         )
+
+    @app.errorhandler(413)
+    def too_large(error):
+        message = "The request was too large. Nothing was saved; your work is kept in the page."
+        if request.accept_mimetypes.best == "application/json" or request.is_json:
+            return jsonify(error="too_large", message=message), 413
+        return render_error(413, "Too large", message)
+
+    @app.errorhandler(429)
+    def too_many(error):
+        return render_error(429, "Too many requests", str(error.description))
 
     @app.errorhandler(403)
     def forbidden(error):

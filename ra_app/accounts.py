@@ -33,10 +33,11 @@ def create_account(email: str, password: str, role: Role, in_training: bool = Fa
 
 
 def reset_password(user: User, password: str) -> None:
+    """A new password ends every open session and remember-me cookie of the account."""
     check_password_rule(password)
     user.set_password(password)
     user.failed_logins = 0
-    user.locked_until = None
+    user.end_sessions()
     db.session.commit()
 
 
@@ -44,10 +45,14 @@ def set_active(user: User, active: bool) -> None:
     user.is_active = active
     if active:
         user.failed_logins = 0
-        user.locked_until = None
+    else:
+        user.end_sessions()
     db.session.commit()
 
 
 def set_role(user: User, role: Role) -> None:
-    user.role = role
+    """A new role takes effect now: the account's open sessions end."""
+    if user.role != role:
+        user.role = role
+        user.end_sessions()
     db.session.commit()

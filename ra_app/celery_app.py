@@ -24,8 +24,24 @@ def celery_init_app(app: Flask) -> Celery:
         task_routes=task_routes,
     )
     celery_app.set_default()
+    celery_app.flask_app = app  # for worker signals, which run outside any app context
     app.extensions["celery"] = celery_app
+    _forget_connections_on_fork(app)
     # Importing registers the @shared_task functions with this app.
     import pipeline.tasks  # noqa: F401
 
     return celery_app
+
+
+def _forget_connections_on_fork(app: Flask) -> None:
+    """A forked pool process must not reuse its parent's database connections: two
+    processes on one socket corrupt both. `close=False` leaves the parent's open."""
+    from celery.signals import worker_process_init
+
+    from .extensions import db
+
+    def forget(**_):
+        with app.app_context():
+            db.engine.dispose(close=False)
+
+    worker_process_init.connect(forget, weak=False)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .accounts import AccountError, create_account, set_active, set_role
+from .accounts import AccountError, create_account, reset_password, set_active, set_role
 from .auth.services import find_user, normalize_email
 from .extensions import db
 from .models import Role, User
@@ -76,6 +76,26 @@ def set_role_command(email: str, role: str):
     click.echo(f"{user.email} is now {user.role}")
 
 
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@with_appcontext
+def set_password_command(email: str, password_stdin: bool):
+    """Set a new password; the account's open sessions end."""
+    user = get_user_or_fail(email)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        reset_password(user, password)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{user.email}: new password set, open sessions ended")
+
+
 @users_cli.command("disable")
 @click.argument("email")
 @with_appcontext
@@ -90,10 +110,19 @@ def disable_command(email: str):
 @click.argument("email")
 @with_appcontext
 def enable_command(email: str):
-    """Enable a disabled account and clear any sign-in lock."""
+    """Enable a disabled account."""
     user = get_user_or_fail(email)
     set_active(user, True)
     click.echo(f"{user.email} is enabled")
+
+
+def embedded_mode() -> bool:
+    config = current_app.config
+    return (
+        not config.get("PRODUCTION")
+        and config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+        and bool(config["CELERY"]["task_always_eager"])
+    )
 
 
 DEMO_USERS = (
@@ -109,8 +138,11 @@ def demo_command(no_batch: bool):
     """Create the demo accounts and the demo batch of the embedded mode (never in production)."""
     from .demo import load_demo_batch
 
-    if current_app.config.get("PRODUCTION"):
-        raise click.ClickException("the demo data is for the embedded mode, not production")
+    if not embedded_mode():
+        raise click.ClickException(
+            "the demo accounts and data are for the embedded mode only (SQLite, tasks "
+            "in-process); this installation has its own database or broker"
+        )
     users = {}
     for email, password, role in DEMO_USERS:
         users[role] = find_user(email) or create_user(email, password, role)

@@ -17,7 +17,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .extensions import db
 from .states import ProcessingState
 
-JSONDoc = sa.JSON().with_variant(JSONB(), "postgresql")
+# Python None is SQL NULL (not a JSON `null`), so "no draft" reads the same everywhere and a
+# restored backup gives back exactly the NULLs it took.
+JSONDoc = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -106,6 +108,10 @@ class Decision(enum.StrEnum):
 
 
 class Timestamped:
+    """Creation and last-change times. On Postgres a trigger (migration 9c4e1f7a2b3d) sets
+    `updated_at` from the database clock on every insert and update, whatever wrote the row:
+    incremental backups select by it and restores resolve by it."""
+
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), default=utcnow, server_default=sa.func.now()
     )
@@ -129,8 +135,11 @@ class User(UserMixin, Timestamped, db.Model):
     is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     # Every task of a reviewer in training goes to a second reviewer.
     in_training: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    # Wrong passwords since the last sign-in (counted in the database, never in Python).
     failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Part of the session id: raising it ends every open session and remember-me cookie
+    # (a password reset, a role change, a disabled account).
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     last_login_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     def set_password(self, password: str) -> None:
@@ -142,6 +151,13 @@ class User(UserMixin, Timestamped, db.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    def get_id(self) -> str:
+        """What the session and the remember-me cookie hold (see auth.routes.load_user)."""
+        return f"{self.id}:{self.session_epoch}"
+
+    def end_sessions(self) -> None:
+        self.session_epoch = User.session_epoch + 1
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"
@@ -216,6 +232,14 @@ class RevisionMixin:
     cer: Mapped[float | None] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), default=utcnow, server_default=sa.func.now(), index=True
+    )
+    # The text never changes, but marks do (a gold answer): backups go by this.
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True),
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=sa.func.now(),
+        index=True,
     )
 
     @declared_attr
@@ -320,7 +344,8 @@ class Segment(Timestamped, db.Model):
     translation_revision_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("translation_revisions.id")
     )
-    audio_path: Mapped[str | None] = mapped_column(sa.String(1024))
+    # Longer than the maximum because it is one sentence that cannot be cut; its clip is cut
+    # from the master by start and end (pipeline/stages/export.py), like every segment's.
     too_long: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
 
@@ -342,6 +367,7 @@ class JobRun(db.Model):
         sa.Index("ix_job_runs_stage_status", "stage", "status"),
         sa.Index("ix_job_runs_status_lease", "status", "lease_expires_at"),
         sa.Index("ix_job_runs_started_at", "started_at"),
+        sa.Index("ix_job_runs_task_id", "task_id"),  # the outbox sweeper's "did it run?"
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -461,14 +487,20 @@ class Assignment(Timestamped, db.Model):
     # What a submit sent when it is not a revision: a gold task's rows (kept out of the
     # sample's history), a segmentation task's boundaries (segments are replaced in place).
     answer: Mapped[dict | None] = mapped_column(JSONDoc)
-    # Drafts live with the task so a reload or a server restart loses nothing typed.
+    # Drafts live with the task so a reload or a server restart loses nothing typed. Each
+    # save raises the version; a save based on an older one (another tab) is refused.
     draft: Mapped[dict | None] = mapped_column(JSONDoc)
     draft_saved_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    draft_version: Mapped[int] = mapped_column(default=0, server_default="0")
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # When the current holder claimed it: what they can have heard is bounded by the time since.
+    claimed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # The reviewer whose lease ran out: their next save is told why, not just refused.
+    lease_lost_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     submitted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     sample: Mapped[Sample] = relationship()
-    reviewer: Mapped[User | None] = relationship()
+    reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id])
     review_of: Mapped[Assignment | None] = relationship(remote_side=[id])
 
 
@@ -511,6 +543,50 @@ class ReviewDecision(db.Model):
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), default=utcnow, server_default=sa.func.now(), index=True
     )
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=sa.func.now()
+    )
+
+
+class OutboxMessage(Timestamped, db.Model):
+    """A task to send, written in the same transaction as the change that calls for it, so
+    work is queued exactly when the change commits, whatever the broker is doing. The
+    dispatcher (pipeline/dispatch.py) sends unsent rows and marks them; `task_id` is the
+    Celery task id, fixed here, so a message sent twice is one task (its claim is taken over,
+    see pipeline/jobs.py) and a job run can be traced back to the row that asked for it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.Index(
+            "ix_outbox_unsent",
+            "id",
+            postgresql_where=sa.text("sent_at IS NULL"),
+            sqlite_where=sa.text("sent_at IS NULL"),
+        ),
+        sa.Index("ix_outbox_sample", "sample_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task_name: Mapped[str] = mapped_column(sa.String(128))
+    args: Mapped[list] = mapped_column(JSONDoc, default=list)
+    kwargs: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    task_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    sample_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("samples.id"))
+    sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    sends: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class WorkerSeen(db.Model):
+    """Celery workers and the queues they consume, stamped while they run (pipeline/
+    workers.py): whether anyone serves the gpu queue decides if alignment joins the flow."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    queues: Mapped[str] = mapped_column(sa.String(255))  # comma-separated
+    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=sa.func.now()
     )

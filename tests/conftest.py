@@ -193,3 +193,52 @@ def io_worker(celery_app):
 
     with thread_worker(celery_app, "io") as worker:
         yield worker
+
+
+@pytest.fixture
+def dispatcher(app, celery_app):
+    """The outbox dispatcher (`flask pipeline dispatch`) in a thread of the test process."""
+    import threading
+
+    from pipeline import dispatch
+
+    stop = threading.Event()
+
+    def loop():
+        with app.app_context():
+            dispatch.run(poll_s=0.2, sweep_s=3600, stop=stop)
+
+    thread = threading.Thread(target=loop, name="test-dispatcher", daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def gpu_worker_seen(app):
+    """A worker consuming the gpu queue stamped itself (what `flask pipeline …` asks)."""
+    from pipeline.workers import stamp
+
+    with app.app_context():
+        stamp("gpu-host@test", ["gpu"])
+
+
+@pytest.fixture
+def embedded_app(tmp_path):
+    """The embedded mode as `scripts/run.sh` starts it: SQLite under the instance folder,
+    tasks in-process, no broker (migrated with `flask db upgrade`)."""
+    from ra_app.outbox import wait_idle
+
+    app = make_app(
+        f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
+        tmp_path / "data",
+        CELERY=celery_settings(None),
+    )
+    with app.app_context():
+        upgrade()
+    yield app
+    wait_idle(60)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()

@@ -134,7 +134,7 @@ def test_pipeline_dashboard_matches_the_database(app, client, auth, admin, make_
     assert 'data-queue="io"' in page
 
 
-def test_retry_sends_the_same_call_again(app, client, auth, admin, io_worker):
+def test_retry_sends_the_same_call_again(app, client, auth, admin, io_worker, dispatcher):
     with app.app_context():
         held = claim("selftest", "retried")
         finish(

@@ -1,11 +1,13 @@
 """Alignment: WhisperX's documented interface, played by a test double injected as the
 `whisperx` module; word timings stored with scores, untimed words interpolated; a host
-without WhisperX refuses and leaves the task for a GPU worker; approval chains the stages."""
+without WhisperX refuses and leaves the task for a GPU worker; the flow queues alignment
+only where a gpu worker serves it."""
 
 from __future__ import annotations
 
 import sys
 import types
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -14,9 +16,19 @@ from celery.contrib.testing.worker import start_worker
 
 from pipeline.errors import TransientError
 from pipeline.stages import align
-from pipeline.tasks import align_sample, chain_after_approval, post_review_signatures
+from pipeline.tasks import align_sample
 from ra_app.extensions import db
-from ra_app.models import FailureClass, JobRun, JobStatus, Sample, WordAlignment
+from ra_app.flow import advance, next_task
+from ra_app.models import (
+    FailureClass,
+    JobRun,
+    JobStatus,
+    OutboxMessage,
+    Sample,
+    WordAlignment,
+    WorkerSeen,
+    utcnow,
+)
 from ra_app.review.text import word_languages
 from ra_app.states import ProcessingState as S
 
@@ -228,30 +240,84 @@ def test_a_worker_without_whisperx_leaves_the_task_for_a_gpu_worker(app, celery_
         assert db.session.get(Sample, sample_id).processing_state is S.REVIEWED
 
 
-def test_approval_chains_the_stages_in_order_on_their_queues(app, celery_app):
+def test_the_flow_names_each_stage_after_the_one_before_on_its_queue(app, celery_app):
     route = celery_app.amqp.router.route
     with app.app_context():
-        reviewed = stored_sample(app, quiet(13), ROWS)
-        names = [s.task for s in post_review_signatures(reviewed.id)]
-        assert names == ["pipeline.align", "pipeline.segment"]
-        assert [route({}, n)["queue"].name for n in names] == ["gpu", "cpu"]
-        reviewed.processing_state = S.SEGMENTS_REVIEWED
-        db.session.commit()
-        names = [s.task for s in post_review_signatures(reviewed.id)]
-        assert names == ["pipeline.denoise", "pipeline.export"]
-        assert [route({}, n)["queue"].name for n in names] == ["cpu", "io"]
-        reviewed.processing_state = S.IN_REVIEW
-        db.session.commit()
-        assert chain_after_approval(reviewed.id) is None
+        sample = stored_sample(app, quiet(13), ROWS)
+        steps = []
+        for state in (S.REVIEWED, S.ALIGNED, S.SEGMENTS_REVIEWED, S.DENOISED, S.IN_REVIEW):
+            sample.processing_state = state
+            steps.append(next_task(sample))
+        assert steps == [
+            "pipeline.segment",  # no gpu worker seen: alignment is left out
+            "pipeline.segment",
+            "pipeline.denoise",
+            "pipeline.export",
+            None,  # people are working on it
+        ]
+        assert [route({}, n)["queue"].name for n in steps[1:4]] == ["cpu", "cpu", "io"]
+        db.session.rollback()
 
-    app.config["ALIGN_ENABLED"] = False  # no GPU worker: straight to segmentation
+
+@pytest.mark.parametrize(
+    "setting,seen,expected",
+    [
+        ("auto", True, "pipeline.align"),
+        ("auto", False, "pipeline.segment"),
+        ("on", False, "pipeline.align"),
+        ("off", True, "pipeline.segment"),
+    ],
+)
+def test_alignment_joins_the_flow_only_where_a_gpu_worker_serves_it(
+    app, setting, seen, expected
+):
+    from pipeline.workers import stamp
+
+    app.config["ALIGN_ENABLED"] = setting
+    with app.app_context():
+        if seen:
+            stamp("gpu-host@test", ["cpu", "gpu"])
+        stamp("cpu-host@test", ["cpu", "io"])
+        sample = stored_sample(app, quiet(13), ROWS)
+        assert next_task(sample) == expected
+        assert celery_app_route(app, expected) == ("gpu" if "align" in expected else "cpu")
+
+
+def celery_app_route(app, name):
+    return app.extensions["celery"].amqp.router.route({}, name)["queue"].name
+
+
+def test_a_gpu_worker_last_seen_long_ago_does_not_count(app):
+    from pipeline.workers import stamp
+
+    with app.app_context():
+        stamp("gpu-host@test", ["gpu"])
+        db.session.execute(
+            sa.update(WorkerSeen).values(seen_at=utcnow() - timedelta(hours=1))
+        )
+        db.session.commit()
+        sample = stored_sample(app, quiet(13), ROWS)
+        assert next_task(sample) == "pipeline.segment"
+
+
+def test_a_reviewed_sample_is_segmented_through_the_outbox(app, celery_app, dispatcher):
     with app.app_context():
         sample = stored_sample(app, quiet(13), ROWS, title="no gpu")
-        assert [s.task for s in post_review_signatures(sample.id)] == ["pipeline.segment"]
-        with start_worker(
-            celery_app, pool="threads", concurrency=1, queues=["cpu"], perform_ping_check=False
-        ):
-            outcome = chain_after_approval(sample.id).get(timeout=30)
-        assert outcome["status"] == "segmented"
-        db.session.expire_all()
-        assert db.session.get(Sample, sample.id).processing_state is S.SEGMENTED
+        sample.processing_state = S.IN_REVIEW
+        advance(sample, S.REVIEWED)  # what the last submit does
+        db.session.commit()
+        sample_id = sample.id
+    with start_worker(
+        celery_app, pool="threads", concurrency=1, queues=["cpu"], perform_ping_check=False
+    ):
+
+        def segmented():
+            with app.app_context():
+                return db.session.get(Sample, sample_id).processing_state is S.SEGMENTED
+
+        wait_for(segmented, timeout=60)
+    with app.app_context():
+        (message,) = db.session.scalars(sa.select(OutboxMessage)).all()
+        assert message.task_name == "pipeline.segment" and message.sent_at is not None
+        (run,) = db.session.scalars(sa.select(JobRun).where(JobRun.stage == "segment")).all()
+        assert run.task_id == message.task_id and run.status is JobStatus.SUCCEEDED

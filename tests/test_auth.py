@@ -1,14 +1,14 @@
 import uuid
-from datetime import timedelta
 
 import pytest
 from flask import url_for
 
-from config import ProdConfig
+from config import ProdConfig, celery_settings
+from ra_app.accounts import reset_password, set_role
 from ra_app.extensions import db
-from ra_app.models import User, utcnow
+from ra_app.models import Role, User
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, csrf_token_from
 
 
 def test_right_password_signs_in(client, auth, reviewer):
@@ -52,17 +52,124 @@ def test_disabling_ends_open_sessions(app, client, auth, reviewer):
     assert client.get("/").status_code == 302
 
 
-def test_repeated_wrong_passwords_lock_the_account(app, auth, reviewer):
-    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        auth.login(reviewer.email, "wrong password")
-    response = auth.login(reviewer.email)  # even the right password is refused now
-    assert response.status_code == 401
-    assert "locked" in response.get_data(as_text=True)
+def login_from(client, email: str, password: str, address: str):
+    """A sign-in attempt from another machine's address."""
+    page = client.get("/login", environ_base={"REMOTE_ADDR": address})
+    token = csrf_token_from(page.get_data(as_text=True))
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_repeated_wrong_passwords_stop_that_account_from_that_address(app, reviewer):
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    for _ in range(limit):
+        assert login_from(app.test_client(), reviewer.email, "wrong", "10.0.0.1").status_code == 401
+    refused = login_from(app.test_client(), reviewer.email, PASSWORD, "10.0.0.1")
+    assert refused.status_code == 429  # even the right password, from there
+    assert "Too many sign-in attempts" in refused.get_data(as_text=True)
+    # Someone guessing elsewhere cannot lock the reviewer out of their own machine.
+    assert login_from(app.test_client(), reviewer.email, PASSWORD, "10.0.0.2").status_code == 302
     with app.app_context():
-        user = db.session.get(User, reviewer.id)
-        user.locked_until = utcnow() - timedelta(seconds=1)  # the lock has run out
-        db.session.commit()
-    assert auth.login(reviewer.email).status_code == 302
+        assert db.session.get(User, reviewer.id).failed_logins == 0  # reset by the sign-in
+
+
+def test_an_unknown_email_is_answered_and_throttled_like_a_known_one(app, reviewer):
+    answers = {}
+    for email in (reviewer.email, "nobody@example.org"):
+        seen = []
+        for _ in range(app.config["LOGIN_MAX_FAILURES"] + 1):
+            response = login_from(app.test_client(), email, "wrong", "10.0.0.3")
+            text = response.get_data(as_text=True)
+            said = "Too many sign-in attempts" if "Too many" in text else "Wrong email or password."
+            assert said in text
+            seen.append((response.status_code, said))
+        answers[email] = seen
+    assert answers[reviewer.email] == answers["nobody@example.org"]
+    assert answers[reviewer.email][-1][0] == 429
+
+
+def test_twelve_parallel_wrong_passwords_all_count(app, reviewer):
+    """Counted by the database and by the limiter atomically: twelve guesses at once lock
+    the account from that address, and each one that was checked is on the account."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app.config["LOGIN_MAX_FAILURES"] = 12
+    clients = [app.test_client() for _ in range(12)]
+    tokens = [csrf_token_from(c.get("/login").get_data(as_text=True)) for c in clients]
+
+    def guess(i):
+        return (
+            clients[i]
+            .post(
+                "/login",
+                data={"email": reviewer.email, "password": f"wrong {i}", "csrf_token": tokens[i]},
+            )
+            .status_code
+        )
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(guess, range(12)))
+    assert statuses == [401] * 12
+    with app.app_context():
+        assert db.session.get(User, reviewer.id).failed_logins == 12
+    # The thirteenth attempt, with the right password, finds the limit reached.
+    assert login_from(app.test_client(), reviewer.email, PASSWORD, "127.0.0.1").status_code == 429
+
+
+def test_twelve_parallel_guesses_get_no_more_than_the_limit_checked(app, reviewer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [app.test_client() for _ in range(12)]
+    tokens = [csrf_token_from(c.get("/login").get_data(as_text=True)) for c in clients]
+
+    def guess(i):
+        return clients[i].post(
+            "/login",
+            data={"email": reviewer.email, "password": f"wrong {i}", "csrf_token": tokens[i]},
+        ).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = sorted(pool.map(guess, range(12)))
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    assert statuses == [401] * limit + [429] * (12 - limit)
+    with app.app_context():
+        assert db.session.get(User, reviewer.id).failed_logins == limit
+
+
+def test_the_address_limit_holds_across_accounts(app, make_user):
+    app.config["LOGIN_MAX_PER_ADDRESS"] = 3
+    for n in range(3):
+        assert (
+            login_from(app.test_client(), f"u{n}@example.org", "x", "10.0.0.9").status_code == 401
+        )
+    user = make_user("real@example.org")
+    assert login_from(app.test_client(), user.email, PASSWORD, "10.0.0.9").status_code == 429
+
+
+def test_a_new_password_or_role_ends_open_sessions_and_remember_me(app, client, auth, reviewer):
+    token = auth.csrf_token()
+    client.post(
+        "/login",
+        data={"email": reviewer.email, "password": PASSWORD, "remember": "y", "csrf_token": token},
+    )
+    assert client.get("/").status_code == 200
+    remember = client.get_cookie("remember_token")
+    assert remember is not None
+    with app.app_context():
+        set_role(db.session.get(User, reviewer.id), Role.ADMIN)
+    assert client.get("/").status_code == 302  # the session is over
+    other = app.test_client()  # and the remember-me cookie opens nothing either
+    other.set_cookie("remember_token", remember.value)
+    assert other.get("/").status_code == 302
+
+    auth.login(reviewer.email)
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        reset_password(db.session.get(User, reviewer.id), "a brand new password")
+    assert client.get("/").status_code == 302
 
 
 def test_login_without_csrf_token_is_refused(client, reviewer):
@@ -111,16 +218,18 @@ def build_url(app, rule):
 
 
 def test_reviewer_gets_403_on_every_admin_url(app, client, auth, reviewer):
+    """Every method of every admin URL, with a valid CSRF token on the writes (as a page of
+    the app would send), so it is the role check that answers, not CSRF."""
     admin_rules = rules(app, lambda r: r.endpoint.startswith("admin."))
     assert admin_rules, "no admin pages found"
     auth.login(reviewer.email)
+    token = auth.csrf_token("/")
     for rule in admin_rules:
         url = build_url(app, rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
-            response = client.open(url, method=method)
-            assert response.status_code in (403, 400), f"{method} {url} -> {response.status_code}"
-            if method == "GET":
-                assert response.status_code == 403, f"{url} is open to reviewers"
+            extra = {} if method == "GET" else {"data": {"csrf_token": token}}
+            response = client.open(url, method=method, **extra)
+            assert response.status_code == 403, f"{method} {url} -> {response.status_code}"
 
 
 def test_admin_opens_admin_home(client, auth, admin):
@@ -149,13 +258,46 @@ def test_production_cookies_are_secure():
     assert ProdConfig.SESSION_COOKIE_SECURE and ProdConfig.REMEMBER_COOKIE_SECURE
 
 
-def test_production_refuses_the_development_key(monkeypatch):
-    from config import DEV_SECRET_KEY
+def test_production_refuses_to_start_without_its_settings(monkeypatch):
     from ra_app import create_app
 
-    monkeypatch.setattr(ProdConfig, "SECRET_KEY", DEV_SECRET_KEY)
+    monkeypatch.setattr(ProdConfig, "SQLALCHEMY_DATABASE_URI", "postgresql+psycopg2://db/x")
+    monkeypatch.setattr(ProdConfig, "CELERY", celery_settings("redis://127.0.0.1:6379/0"))
+    monkeypatch.setattr(ProdConfig, "SECRET_KEY", None)
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app(ProdConfig)
     monkeypatch.setattr(ProdConfig, "SECRET_KEY", "short")
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app(ProdConfig)
+    monkeypatch.setattr(ProdConfig, "SECRET_KEY", "k" * 48)
+    monkeypatch.setattr(ProdConfig, "CELERY", celery_settings(None))
+    with pytest.raises(RuntimeError, match="CELERY_BROKER_URL"):
+        create_app(ProdConfig)
+
+
+def test_a_cookie_signed_with_another_installations_key_opens_nothing(app, admin, tmp_path):
+    """The development key is random per installation and refused with Postgres: a cookie
+    signed with a key from elsewhere (or the old public one) is no session here."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    from ra_app import create_app
+    from ra_app.security import instance_key
+
+    outside = app.test_client()
+    other = create_app({"SECRET_KEY": "dev-only-not-secret", "TESTING": True})
+    forged = (
+        SecureCookieSessionInterface()
+        .get_signing_serializer(other)
+        .dumps({"_user_id": f"{admin.id}:0", "_fresh": True})
+    )
+    outside.set_cookie("session", forged)
+    assert outside.get("/admin/users").status_code == 302  # to the sign-in page
+
+    key_a = instance_key(tmp_path / "a" / "secret_key")
+    assert key_a == instance_key(tmp_path / "a" / "secret_key")  # kept
+    assert key_a != instance_key(tmp_path / "b" / "secret_key")  # per installation
+    assert oct((tmp_path / "a" / "secret_key").stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(RuntimeError, match="SECRET_KEY is not set"):
+        create_app(
+            {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": None}
+        )

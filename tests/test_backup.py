@@ -15,12 +15,16 @@ from flask_migrate import upgrade
 from pipeline.backup import backup, restore, table_checksums, tables
 from pipeline.jobs import claim, finish
 from pipeline.post_review_cli import backup_cmd, restore_cmd
+from pipeline.workers import stamp
+from ra_app.accounts import set_role
 from ra_app.extensions import db
 from ra_app.models import (
     Assignment,
     AssignmentStatus,
     Batch,
+    BatchStatus,
     Decision,
+    JobRun,
     JobStatus,
     LexiconTerm,
     Origin,
@@ -28,10 +32,13 @@ from ra_app.models import (
     Role,
     Segment,
     TaskType,
+    TranscriptRevision,
     User,
     WordAlignment,
     utcnow,
 )
+from ra_app.outbox import enqueue
+from ra_app.review.gold import set_gold
 from ra_app.revisions import latest_transcript, latest_translation, write_revisions
 
 from .conftest import make_app
@@ -116,10 +123,20 @@ def populate(app) -> dict:
                 LexiconTerm(term="deadline", kind="keep_english", note="giữ nguyên"),
             ]
         )
+        message = enqueue("pipeline.segment", [str(sample.id)], sample_id=sample.id)
         db.session.commit()
+        message.sent_at = utcnow()
+        db.session.commit()
+        stamp("cpu-host@example", ["cpu", "io"])
         held = claim("segment", str(sample.id), sample_id=sample.id)
         finish(held, JobStatus.SUCCEEDED, result={"segments": 2})
-        return {"sample_id": sample.id}
+        return {
+            "sample_id": sample.id,
+            "machine_id": machine.id,
+            "reviewer_id": reviewer.id,
+            "batch_id": batch.id,
+            "task_id": task.id,
+        }
 
 
 @pytest.fixture
@@ -245,3 +262,129 @@ def test_backup_command(app, runner, tmp_path):
     assert len([p for p in (tmp_path / "sync").iterdir() if p.is_dir()]) == 3
     missing = runner.invoke(restore_cmd, ["--from", str(tmp_path)])
     assert missing.exit_code != 0 and "no full backup" in missing.output
+
+
+def json_nulls(app) -> dict:
+    """Per nullable JSON column: (rows with SQL NULL, rows with a JSON `null`)."""
+    found = {}
+    with app.app_context():
+        for table, column in [
+            ("assignments", "draft"),
+            ("assignments", "answer"),
+            ("samples", "denoise_info"),
+            ("job_runs", "result"),
+        ]:
+            found[f"{table}.{column}"] = db.session.execute(
+                sa.text(
+                    f"SELECT count(*) FILTER (WHERE {column} IS NULL), "
+                    f"count(*) FILTER (WHERE jsonb_typeof({column}) = 'null') FROM {table}"
+                )
+            ).one()
+    return found
+
+
+def test_backup_drop_restore_gives_back_identical_tables(app, second_app, tmp_path):
+    """`flask backup --full` as an operator runs it (a stage with its own job run), the
+    database dropped, an empty one migrated and restored: every table as it was, SQL NULL
+    still NULL, and the backup's own run, running while it was taken, left out."""
+    populate(app)
+    app.config["BACKUP_DIR"] = str(tmp_path / "sync")
+    assert app.test_cli_runner().invoke(backup_cmd, ["--full"]).exit_code == 0
+    with app.app_context():
+        own = db.session.scalar(sa.select(JobRun).where(JobRun.stage == "backup"))
+        assert own.status is JobStatus.SUCCEEDED
+        db.session.delete(own)  # the database as the backup saw it, less its own run
+        db.session.commit()
+    source, nulls = checksums(app), json_nulls(app)
+    assert all(count == 0 for _, count in nulls.values()), nulls  # nothing writes JSON null
+    assert nulls["assignments.draft"][0] == 1 and nulls["assignments.answer"][0] == 2
+
+    result = second_app.test_cli_runner().invoke(restore_cmd, ["--from", str(tmp_path / "sync")])
+    assert result.exit_code == 0, result.output
+    assert checksums(second_app) == source
+    assert json_nulls(second_app) == nulls
+    with second_app.app_context():
+        assert not db.session.scalar(
+            sa.select(sa.func.count()).where(JobRun.status == JobStatus.RUNNING)
+        )
+
+
+def test_incremental_backup_carries_marks_roles_batch_status_and_decisions(
+    app, second_app, tmp_path
+):
+    app.config["BACKUP_OVERLAP_SECONDS"] = 0
+    ids = populate(app)
+    folder = tmp_path / "db_sync"
+    with app.app_context():
+        backup(full=True, out_dir=folder)
+    with second_app.app_context():
+        restore(src_dir=folder)
+
+    with app.app_context():  # changes that touch no created_at
+        set_gold(db.session.get(TranscriptRevision, ids["machine_id"]), True)
+        set_role(db.session.get(User, ids["reviewer_id"]), Role.ADMIN)
+        db.session.get(Batch, ids["batch_id"]).status = BatchStatus.PAUSED
+        db.session.add(
+            ReviewDecision(
+                assignment_id=ids["task_id"],
+                reviewer_id=ids["reviewer_id"],
+                decision=Decision.APPROVE,
+                comment="fine",
+            )
+        )
+        db.session.commit()
+        incremental = backup(out_dir=folder)
+    counts = {name: entry["rows"] for name, entry in incremental["tables"].items()}
+    assert counts["transcript_revisions"] == 1 and counts["users"] == 1
+    assert counts["batches"] == 1 and counts["review_decisions"] == 1
+
+    with second_app.app_context():
+        restore(src_dir=folder)
+        assert db.session.get(TranscriptRevision, ids["machine_id"]).is_gold
+        assert db.session.get(User, ids["reviewer_id"]).role is Role.ADMIN
+        assert db.session.get(Batch, ids["batch_id"]).status is BatchStatus.PAUSED
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count()).where(ReviewDecision.decision == Decision.APPROVE)
+            )
+            == 1
+        )
+    assert checksums(second_app) == checksums(app)
+
+
+def test_the_database_keeps_updated_at_whatever_writes_the_row(app):
+    ids = populate(app)
+    with app.app_context():
+        before = db.session.get(Batch, ids["batch_id"]).updated_at
+        db.session.execute(sa.text("UPDATE batches SET name = 'renamed by hand'"))
+        db.session.commit()
+        db.session.expire_all()
+        assert db.session.get(Batch, ids["batch_id"]).updated_at > before
+
+
+def test_two_copies_stamped_the_same_instant_converge(app, second_app, tmp_path):
+    """The same row changed on two databases with the same stamp: each takes the other's
+    backup, and both end with the same copy (the greater canonical line), not each its own."""
+    populate(app)
+    with app.app_context():
+        backup(full=True, out_dir=tmp_path / "a")
+    with second_app.app_context():
+        restore(src_dir=tmp_path / "a")
+    moment = utcnow()
+    for each, note in ((app, "note from a"), (second_app, "note from b")):
+        with each.app_context():
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("SET LOCAL app.restoring = 'on'"))  # keep our stamp
+                conn.execute(sa.update(LexiconTerm).values(note=note, updated_at=moment))
+    with app.app_context():
+        backup(full=True, out_dir=tmp_path / "a2")
+    with second_app.app_context():
+        backup(full=True, out_dir=tmp_path / "b")
+        restore(src_dir=tmp_path / "a2")
+    with app.app_context():
+        restore(src_dir=tmp_path / "b")
+    notes = []
+    for each in (app, second_app):
+        with each.app_context():
+            notes.append(db.session.scalar(sa.select(LexiconTerm.note)))
+    assert notes == ["note from b", "note from b"]

@@ -3,6 +3,8 @@ import sqlalchemy as sa
 from ra_app.extensions import db
 from ra_app.models import Role, User
 
+from .conftest import AuthActions
+
 
 def users(app):
     with app.app_context():
@@ -58,7 +60,14 @@ def test_commands_on_an_unknown_user_fail_clearly(runner):
     assert bad_role.exit_code != 0
 
 
-def test_demo_creates_accounts_and_a_batch_to_review_once(app, runner, auth, client):
+def test_demo_is_refused_outside_the_embedded_mode(runner):
+    result = runner.invoke(args=["demo"])  # the tests' app: Postgres and a broker
+    assert result.exit_code != 0 and "embedded mode only" in result.output
+
+
+def test_demo_creates_accounts_and_a_batch_to_review_once(embedded_app):
+    app, runner, client = embedded_app, embedded_app.test_cli_runner(), embedded_app.test_client()
+    auth = AuthActions(client)
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
     second = runner.invoke(args=["demo"])

@@ -16,9 +16,9 @@ from pipeline.errors import TransientError
 from pipeline.media import sha256_file
 from pipeline.stages import denoise
 from pipeline.stages.denoise import GateParams, denoised_audio_path, in_chunks, spectral_gate
-from pipeline.stages.segment import read_pcm, wav_info
 from pipeline.storage import local_storage
 from pipeline.tasks import denoise_sample
+from pipeline.wav import read_pcm, wav_info
 from ra_app.extensions import db
 from ra_app.models import JobRun, JobStatus, Sample
 from ra_app.states import ProcessingState as S

@@ -11,17 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 
 from pipeline.post_review_cli import export_cmd, export_run_cmd
 from pipeline.stages import denoise, export
 from pipeline.stages.export import split_of, verify_checksums
-from pipeline.stages.segment import read_pcm, wav_info
-from pipeline.tasks import chain_after_approval
+from pipeline.wav import read_pcm, wav_info
 from ra_app.extensions import db
+from ra_app.flow import follow_up
 from ra_app.models import (
     Assignment,
     AssignmentStatus,
+    OutboxMessage,
     Sample,
     Segment,
     Source,
@@ -32,6 +34,7 @@ from ra_app.revisions import latest_transcript, latest_translation
 from ra_app.states import ProcessingState as S
 
 from .test_segment import RATE, stored_sample
+from .workers import wait_for
 
 ROWS = [
     {"start": 0.5 + 4 * i, "end": 3.5 + 4 * i, "text": text, "translation": f"bản dịch {i}"}
@@ -225,19 +228,27 @@ def test_export_stage_is_idempotent(app, runner, finished, io_worker):
     assert (staged / "metadata.json").stat().st_mtime_ns == stamp
 
 
-def test_segment_review_chains_denoise_then_export(app, celery_app, finished):
+def test_segment_review_flows_into_denoise_then_export(app, celery_app, finished, dispatcher):
+    sample_id = finished[1]
     with app.app_context():
-        sample_id = finished[1]
-        with start_worker(
-            celery_app,
-            pool="threads",
-            concurrency=1,
-            queues=["cpu", "io"],
-            perform_ping_check=False,
-        ):
-            outcome = chain_after_approval(sample_id).get(timeout=60)
-        assert outcome["status"] == "exported"
-        db.session.expire_all()
+        follow_up(db.session.get(Sample, sample_id))  # what the segment review's submit queues
+        db.session.commit()
+
+    def exported():
+        with app.app_context():
+            return db.session.get(Sample, sample_id).processing_state is S.EXPORTED
+
+    with start_worker(
+        celery_app, pool="threads", concurrency=1, queues=["cpu", "io"], perform_ping_check=False
+    ):
+        wait_for(exported, timeout=60)
+    with app.app_context():
+        names = db.session.scalars(
+            sa.select(OutboxMessage.task_name)
+            .where(OutboxMessage.sample_id == sample_id)
+            .order_by(OutboxMessage.id)
+        ).all()
+        assert names == ["pipeline.denoise", "pipeline.export"]  # each queued by the one before
         sample = db.session.get(Sample, sample_id)
         assert sample.processing_state is S.EXPORTED and sample.denoised_path
         staged = app.config["DATA_ROOT"] / f"reviewed/audio_segmentation/{sample_id}"

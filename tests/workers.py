@@ -34,6 +34,7 @@ def worker_process(
         "DATABASE_URL": database_url.replace("postgresql+psycopg2://", "postgresql://"),
         "CELERY_BROKER_URL": broker_url,
         "DATA_ROOT": str(data_root),
+        "SECRET_KEY": "test-secret-key-for-worker-processes",
         **settings,
     }
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below

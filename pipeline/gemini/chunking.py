@@ -8,13 +8,17 @@ start.
 
 Joining two neighbours (`join`): both transcribe the overlap, and a sentence at a chunk's
 edge may be cut in the middle. The cut point is the middle of the overlap, far from both
-edges. A sentence of the overlap that both chunks heard alike (same words, about the same
-time) is the anchor: the earlier chunk's sentences up to the anchor are kept, then the later
-chunk's sentences after it, so nothing is lost or repeated even where the two chunks split
-the speech differently. The anchor chosen is the matching pair nearest the cut point. With
-no pair alike (silence in the overlap, or two different readings) the sentences are split at
-the cut point by their middles, and a later sentence that mostly repeats the time of the
-last kept one is dropped.
+edges. A sentence of the overlap that both chunks heard alike (at least MIN_ANCHOR_WORDS
+words in common, mostly the same words, about the same time) is the anchor: the earlier
+chunk's sentences up to the anchor are kept, then the later chunk's sentences after it, so
+nothing is lost or repeated even where the two chunks split the speech differently. A
+one- or two-word sentence is never an anchor: backchannels ("dạ", "ừ", "vâng") come again
+and again in Vietnamese conversation, and two of them alike say nothing about where the
+chunks meet. Of the pairs alike, the anchor is the one whose two readings agree best in
+time (then the one nearest the cut point). With no pair alike (silence in the overlap, or
+two different readings) the sentences are split at the cut point by their middles. Either
+way the joined sentences keep their order: a later sentence that mostly repeats the time of
+the one before is dropped, and none starts before the one before it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .. import media
 from ..errors import PermanentError
 
 SIMILAR_TEXT = 0.6  # word-level similarity of two readings of one sentence
+MIN_ANCHOR_WORDS = 3  # words two readings must share to anchor a join
 SIMILAR_TIME_S = 3.0  # how far apart their middles may be
 DUPLICATE_TIME_SHARE = 0.5  # a sentence that is mostly inside the previous one's time
 
@@ -95,13 +100,15 @@ def _middle(row: dict) -> float:
 
 
 def alike(a: dict, b: dict) -> bool:
-    """Two readings of the same sentence: similar words, about the same time."""
+    """Two readings of the same sentence: enough words in common, about the same time."""
     if abs(_middle(a) - _middle(b)) > SIMILAR_TIME_S:
         return False
     wa, wb = _words(a["text"]), _words(b["text"])
-    if not wa or not wb:
+    if len(wa) < MIN_ANCHOR_WORDS or len(wb) < MIN_ANCHOR_WORDS:
         return False
-    return difflib.SequenceMatcher(None, wa, wb, autojunk=False).ratio() >= SIMILAR_TEXT
+    matcher = difflib.SequenceMatcher(None, wa, wb, autojunk=False)
+    shared = sum(block.size for block in matcher.get_matching_blocks())
+    return shared >= MIN_ANCHOR_WORDS and matcher.ratio() >= SIMILAR_TEXT
 
 
 def join(earlier: list[dict], later: list[dict], overlap_start: float, overlap_end: float):
@@ -115,18 +122,35 @@ def join(earlier: list[dict], later: list[dict], overlap_start: float, overlap_e
         if b["start"] < overlap_end and alike(a, b)
     ]
     if pairs:
-        i, j = min(pairs, key=lambda p: abs(_middle(earlier[p[0]]) - cut_at))
+        i, j = min(
+            pairs,
+            key=lambda p: (
+                round(abs(_middle(earlier[p[0]]) - _middle(later[p[1]])), 1),
+                abs(_middle(earlier[p[0]]) - cut_at),
+            ),
+        )
         # The anchor's reading from the chunk in which it lies farther from the edge.
         anchor = earlier[i] if _middle(earlier[i]) <= cut_at else later[j]
-        return earlier[:i] + [anchor] + later[j + 1 :]
+        return in_order(earlier[:i], [anchor, *later[j + 1 :]])
     kept = [a for a in earlier if _middle(a) < cut_at]
-    for b in later:
-        if _middle(b) < cut_at:
-            continue
-        if kept and _mostly_within(b, kept[-1]):
-            continue
-        kept.append(b)
-    return kept
+    return in_order(kept, [b for b in later if _middle(b) >= cut_at])
+
+
+def in_order(head: list[dict], tail: list[dict]) -> list[dict]:
+    """`head` then `tail`, where no sentence of the tail starts before the one before it
+    (it is dropped when it mostly repeats that one's time, else starts at its end)."""
+    joined = list(head)
+    for row in tail:
+        if joined:
+            previous = joined[-1]
+            if _mostly_within(row, previous):
+                continue
+            if row["start"] < previous["start"] or row["start"] < previous["end"] - 0.25:
+                row = {**row, "start": previous["end"]}
+                if row["end"] - row["start"] < 0.05:
+                    continue
+        joined.append(row)
+    return joined
 
 
 def _mostly_within(row: dict, previous: dict) -> bool:

@@ -27,14 +27,16 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ra_app.extensions import db
+from ra_app.flow import advance
 from ra_app.models import Sample, TranscriptRevision, WordAlignment
 from ra_app.review.text import tokenize, word_core, word_languages
 from ra_app.revisions import latest_transcript
-from ra_app.states import ProcessingState, transition
+from ra_app.states import ProcessingState
 
 from ..errors import PermanentError, TransientError
-from ..storage import local_storage
-from .segment import get_sample, outcome, read_pcm, wav_info
+from ..master import open_master
+from ..wav import read_pcm
+from .segment import get_sample, outcome
 
 S = ProcessingState
 NEEDS_GPU = (
@@ -150,7 +152,7 @@ def interpolate(words: list[TimedWord], start: float, end: float) -> list[TimedW
 
 def master_audio(sample: Sample) -> np.ndarray:
     """The master as float32 in [-1, 1): what whisperx.load_audio returns, without ffmpeg."""
-    pcm = read_pcm(wav_info(local_storage(current_app.config).path(sample.master_path)))
+    pcm = read_pcm(open_master(sample))
     return pcm[0 : len(pcm)].astype(np.float32) / 32768.0
 
 
@@ -232,7 +234,7 @@ def run(sample_id, *, dry_run: bool = False) -> dict:
             for k, w in enumerate(timed)
         )
     if state is S.REVIEWED:
-        transition(sample, S.ALIGNED)
+        advance(sample, S.ALIGNED)
     db.session.commit()
     return outcome(
         "aligned",

@@ -37,20 +37,15 @@ from flask import current_app
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ra_app.extensions import db
+from ra_app.flow import advance
 from ra_app.models import Sample
-from ra_app.states import ProcessingState, transition
+from ra_app.states import ProcessingState
 
 from ..errors import TransientError
+from ..master import open_master
 from ..storage import local_storage
-from .segment import (
-    PcmFile,
-    WavWriter,
-    frame_levels_db,
-    get_sample,
-    outcome,
-    read_pcm,
-    wav_info,
-)
+from ..wav import PcmFile, WavWriter, read_pcm
+from .segment import frame_levels_db, get_sample, outcome
 
 S = ProcessingState
 DENOISED_NAME = "denoised.wav"
@@ -408,12 +403,12 @@ def run(sample_id, *, dry_run: bool = False, method: str | None = None) -> dict:
     )
     if done:
         if state in WAITING:
-            transition(sample, S.DENOISED)
+            advance(sample, S.DENOISED)
             db.session.commit()
         return outcome("already_denoised", sample.id, f"denoised with {method}")
     storage = local_storage(config)
-    master = storage.path(sample.master_path)
-    info = wav_info(master)
+    info = open_master(sample)
+    master = info.path
     if dry_run:
         return outcome("would_denoise", sample.id, f"{info.duration_s:.1f} s with {method}")
     if method == "deepfilternet":
@@ -428,7 +423,7 @@ def run(sample_id, *, dry_run: bool = False, method: str | None = None) -> dict:
         sample.denoised_path = key
         sample.denoise_info = {**wanted, **facts}
         if state in WAITING:
-            transition(sample, S.DENOISED)
+            advance(sample, S.DENOISED)
         db.session.commit()
     except BaseException:
         db.session.rollback()

@@ -76,8 +76,10 @@ from ra_app.revisions import latest_transcript, latest_translation
 from ra_app.states import ProcessingState, transition
 
 from ..jobs import ClaimTaken, stage_run
+from ..master import open_master
 from ..storage import LocalStorage
-from .segment import get_sample, outcome, read_pcm, sample_index, wav_info, write_wav
+from ..wav import read_pcm, sample_index, write_wav
+from .segment import get_sample, outcome
 
 S = ProcessingState
 STAGE = "export"
@@ -206,11 +208,13 @@ class Content:
 
 
 def content_of(sample: Sample, task_type: TaskType) -> Content:
+    """The sample's export for one task type. Segments belong to the audio_segmentation
+    export only, so a snapshot with both lists each clip once."""
     transcript = latest_transcript(sample.id)
     if transcript is None:
         raise ValueError(f"sample {sample.id} has no transcript")
     segments = []
-    if sample.processing_state in SEGMENTS_DONE:
+    if task_type is TaskType.AUDIO_SEGMENTATION and sample.processing_state in SEGMENTS_DONE:
         segments = list(
             db.session.scalars(
                 sa.select(Segment).where(Segment.sample_id == sample.id).order_by(Segment.position)
@@ -366,11 +370,19 @@ def metadata_doc(c: Content, split: str, fingerprint: str, has_denoised: bool) -
     }
 
 
-def segment_lines(c: Content, split: str, has_denoised: bool) -> list[dict]:
+def clip_span(g: Segment, sample_rate: int, n_frames: int) -> tuple[int, int]:
+    """The samples of the master a segment's clip holds: what is cut, and what the manifest
+    says (never past the end of the recording)."""
+    start = min(sample_index(g.start_s, sample_rate), n_frames)
+    return start, max(start, min(sample_index(g.end_s, sample_rate), n_frames))
+
+
+def segment_lines(c: Content, split: str, has_denoised: bool, info) -> list[dict]:
     """The manifest lines of the sample's segments, paths relative to the sample folder."""
     sentences = c.transcript.sentences
     lines = []
     for g in c.segments:
+        first, last = clip_span(g, info.sample_rate, info.n_frames)
         overrides = {}
         for s in sentences:
             if s["end"] > g.start_s and s["start"] < g.end_s:
@@ -381,8 +393,8 @@ def segment_lines(c: Content, split: str, has_denoised: bool) -> list[dict]:
         lines.append(
             {
                 "audio_filepath": "audio.wav",
-                "offset": round(g.start_s, 3),
-                "duration": round(g.end_s - g.start_s, 3),
+                "offset": round(first / info.sample_rate, 3),
+                "duration": round((last - first) / info.sample_rate, 3),
                 "text": g.text,
                 "translation": g.translation,
                 "lang": "en" if share > 0.5 else "vi",
@@ -444,8 +456,8 @@ def stage_folder(c: Content, root: LocalStorage, split: str, fingerprint: str) -
     key = f"reviewed/{c.task_type.value}/{sample.id}"
     scratch = root.scratch_dir(f"export-{c.task_type.value}-{sample.id}")
     try:
-        master = data.path(sample.master_path)
-        info = wav_info(master)
+        info = open_master(sample)
+        master = info.path
         link_or_copy(master, scratch / "audio.wav")
         denoised = data.path(sample.denoised_path) if sample.denoised_path else None
         has_denoised = denoised is not None and denoised.is_file()
@@ -455,18 +467,16 @@ def stage_folder(c: Content, root: LocalStorage, split: str, fingerprint: str) -
             (scratch / "segments").mkdir()
             pcm = read_pcm(info)
             for g in c.segments:
-                span = pcm[
-                    sample_index(g.start_s, info.sample_rate) : sample_index(
-                        g.end_s, info.sample_rate
-                    )
-                ]
-                write_wav(scratch / "segments" / f"{g.position}.wav", span, info.sample_rate)
+                first, last = clip_span(g, info.sample_rate, info.n_frames)
+                write_wav(
+                    scratch / "segments" / f"{g.position}.wav", pcm[first:last], info.sample_rate
+                )
         write_json(scratch / "transcript.json", transcript_doc(c))
         write_json(scratch / "translation.json", translation_doc(c))
         meta = metadata_doc(c, split, fingerprint, has_denoised)
         meta["audio"]["sample_rate"] = info.sample_rate
         write_json(scratch / "metadata.json", meta)
-        write_jsonl(scratch / "segments.jsonl", segment_lines(c, split, has_denoised))
+        write_jsonl(scratch / "segments.jsonl", segment_lines(c, split, has_denoised, info))
         root.place_dir(scratch, key)
     finally:
         root.delete_tree(f"tmp/{scratch.name}")

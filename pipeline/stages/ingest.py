@@ -88,12 +88,48 @@ def find_existing(recording: Recording, checksum: str | None = None) -> Sample |
 
 
 def duplicate(recording: Recording, existing: Sample) -> Outcome:
+    """The same audio again. When it brings subtitles and the sample has no transcript yet
+    (its first copy came without), they become the sample's first transcript: the result
+    does not depend on which copy was seen first."""
+    adopted = adopt_subtitles(recording, existing)
     return Outcome(
         "duplicate",
         recording.external_id,
-        f"already ingested as sample {existing.id} ({existing.title or 'untitled'})",
+        f"already ingested as sample {existing.id} ({existing.title or 'untitled'})"
+        + (f"; its {adopted} subtitle sentences became the first transcript" if adopted else ""),
         str(existing.id),
     )
+
+
+def adopt_subtitles(recording: Recording, existing: Sample) -> int:
+    """Give `existing` the recording's subtitles if it has no transcript; returns how many
+    sentences it took (0 when it took none). Two copies racing: the unique (sample,
+    version) lets one win, and the other leaves it as it is."""
+    if not recording.subtitles_path:
+        return 0
+    has_transcript = db.session.scalar(
+        sa.select(sa.func.count()).where(TranscriptRevision.sample_id == existing.id)
+    )
+    if has_transcript:
+        return 0
+    sentences = read_subtitles(recording)
+    if not sentences:
+        return 0
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                TranscriptRevision(
+                    sample_id=existing.id,
+                    version=1,
+                    origin=recording.subtitles_origin,
+                    sentences=sentences,
+                )
+            )
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        return 0
+    return len(sentences)
 
 
 def read_subtitles(recording: Recording) -> list | None:

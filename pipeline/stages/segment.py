@@ -30,26 +30,22 @@ How the cuts are chosen
 
 Each segment carries the text of the sentences whose middle falls in it (for a split
 sentence: its words, by their times, and the translation goes with its middle), like the
-segment review form does. Its audio is cut sample-exact from the WAV master by sample index
-into `samples/<id>/segments/<position>.wav`.
+segment review form does. Segments are rows; their clips are cut sample-exact from the
+master when exported (pipeline/stages/export.py), the one place a clip is made.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-import os
-import secrets
-import struct
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.clock import db_now
 from ra_app.extensions import db
 from ra_app.models import (
     Assignment,
@@ -60,7 +56,6 @@ from ra_app.models import (
     Segment,
     TaskType,
     WordAlignment,
-    utcnow,
 )
 from ra_app.review.tasks import create_tasks
 from ra_app.review.text import tokenize
@@ -68,176 +63,11 @@ from ra_app.revisions import latest_transcript, latest_translation, rows_of
 from ra_app.states import ProcessingState, transition
 
 from ..errors import PermanentError, TransientError
+from ..master import open_master
 from ..media import SAMPLE_RATE
-from ..storage import local_storage
+from ..wav import read_pcm
 
 S = ProcessingState
-
-# ---------------------------------------------------------------------------------- WAV I/O
-
-
-@dataclass(frozen=True)
-class WavInfo:
-    """Where the PCM of a 16-bit WAV file lies, read from its RIFF chunks."""
-
-    path: Path
-    sample_rate: int
-    channels: int
-    data_offset: int
-    n_frames: int
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_frames / self.sample_rate
-
-
-def wav_info(path: str | os.PathLike[str]) -> WavInfo:
-    """Parse the header of a 16-bit PCM WAV (what ffmpeg writes for the master)."""
-    path = Path(path)
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise ValueError(f"{path.name} is not a WAV file")
-        fmt = None
-        while True:
-            chunk = fh.read(8)
-            if len(chunk) < 8:
-                raise ValueError(f"{path.name} has no data chunk")
-            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if chunk_id == b"fmt ":
-                body = fh.read(size + (size & 1))
-                fmt = struct.unpack("<HHIIHH", body[:16])
-            elif chunk_id == b"data":
-                offset = fh.tell()
-                file_size = os.fstat(fh.fileno()).st_size
-                if size in (0, 0xFFFFFFFF) or offset + size > file_size:
-                    size = file_size - offset  # a header written before the length was known
-                break
-            else:
-                fh.seek(size + (size & 1), os.SEEK_CUR)
-    if fmt is None:
-        raise ValueError(f"{path.name} has no fmt chunk")
-    audio_format, channels, rate, _, block_align, bits = fmt
-    if audio_format not in (1, 0xFFFE) or bits != 16:
-        raise ValueError(f"{path.name} is not 16-bit PCM")
-    return WavInfo(path, rate, channels, offset, size // block_align)
-
-
-class PcmFile:
-    """The samples of a 16-bit WAV, read on demand: `pcm[a:b]` reads just that span with
-    pread (an int16 array, (n,) for mono, (n, channels) otherwise). Nothing stays mapped, so
-    going through an hour-long master in chunks keeps memory flat."""
-
-    def __init__(self, info: WavInfo):
-        self.info = info
-        self.frame_bytes = 2 * info.channels
-        self.fd = os.open(info.path, os.O_RDONLY)
-
-    def __len__(self) -> int:
-        return self.info.n_frames
-
-    @property
-    def ndim(self) -> int:
-        return 1 if self.info.channels == 1 else 2
-
-    def __getitem__(self, span: slice) -> np.ndarray:
-        if not isinstance(span, slice) or span.step not in (None, 1):
-            raise TypeError("PcmFile reads contiguous spans: pcm[start:end]")
-        start, end, _ = span.indices(len(self))
-        count = max(end - start, 0)
-        data = os.pread(
-            self.fd, count * self.frame_bytes, self.info.data_offset + start * self.frame_bytes
-        )
-        samples = np.frombuffer(data, dtype="<i2")
-        return samples if self.info.channels == 1 else samples.reshape(-1, self.info.channels)
-
-    def __array__(self, dtype=None, copy=None):
-        whole = self[0 : len(self)]
-        return whole if dtype is None else whole.astype(dtype)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __del__(self):
-        self.close()
-
-
-def read_pcm(info: WavInfo) -> PcmFile:
-    return PcmFile(info)
-
-
-class WavWriter:
-    """A 16-bit PCM WAV written chunk by chunk; the sizes are filled in on close."""
-
-    def __init__(self, path: str | os.PathLike[str], sample_rate: int, channels: int = 1):
-        self.path = Path(path)
-        self.sample_rate = sample_rate
-        self.channels = channels
-        self.n_bytes = 0
-        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self.fh.write(self._header(0))
-
-    def _header(self, data_bytes: int) -> bytes:
-        block = 2 * self.channels
-        return b"".join(
-            [
-                b"RIFF",
-                struct.pack("<I", 36 + data_bytes),
-                b"WAVE",
-                b"fmt ",
-                struct.pack(
-                    "<IHHIIHH",
-                    16,
-                    1,
-                    self.channels,
-                    self.sample_rate,
-                    self.sample_rate * block,
-                    block,
-                    16,
-                ),
-                b"data",
-                struct.pack("<I", data_bytes),
-            ]
-        )
-
-    def write(self, samples: np.ndarray) -> None:
-        data = np.ascontiguousarray(samples, dtype="<i2").tobytes()
-        self.fh.write(data)
-        self.n_bytes += len(data)
-
-    def close(self) -> None:
-        if self.fh.closed:
-            return
-        self.fh.seek(0)
-        self.fh.write(self._header(self.n_bytes))
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-
-    def __enter__(self) -> WavWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write `samples` (int16) to `path` under a temporary name, renamed when complete."""
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        with WavWriter(partial, sample_rate, 1 if samples.ndim == 1 else samples.shape[1]) as w:
-            for start in range(0, len(samples), 1 << 20):
-                w.write(samples[start : start + (1 << 20)])
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def sample_index(seconds: float, sample_rate: int = SAMPLE_RATE) -> int:
-    return int(round(seconds * sample_rate))
-
 
 # -------------------------------------------------------------------------------------- VAD
 
@@ -584,7 +414,7 @@ def alignment_running(sample_id) -> bool:
                 JobRun.stage == "align",
                 JobRun.subject == str(sample_id),
                 JobRun.status == JobStatus.RUNNING,
-                JobRun.lease_expires_at > utcnow(),
+                JobRun.lease_expires_at > db_now(),
             )
         )
     )
@@ -599,7 +429,7 @@ def plan_for(sample: Sample) -> tuple[list[PlannedSegment], dict]:
     rows = rows_of(transcript, translation)
     words = word_timings(transcript.id)
     aligned = bool(words)
-    info = wav_info(local_storage(current_app.config).path(sample.master_path))
+    info = open_master(sample)
     pcm = read_pcm(info)
     vad = Vad.from_pcm(pcm, info.sample_rate)
     config = current_app.config
@@ -620,15 +450,6 @@ def plan_for(sample: Sample) -> tuple[list[PlannedSegment], dict]:
         "vad_threshold_db": round(vad.threshold_db, 1),
     }
     return planned, made_from
-
-
-def cut_audio(pcm: PcmFile, rate: int, planned: Iterable[PlannedSegment], folder: Path) -> None:
-    for seg in planned:
-        write_wav(
-            folder / f"{seg.position}.wav",
-            np.asarray(pcm[sample_index(seg.start, rate) : sample_index(seg.end, rate)]),
-            rate,
-        )
 
 
 def summary(planned: list[PlannedSegment], aligned: bool) -> str:
@@ -658,19 +479,12 @@ def run(sample_id, *, dry_run: bool = False) -> dict:
     if dry_run:
         return outcome("would_segment", sample.id, message, segments=len(planned))
 
-    storage = local_storage(current_app.config)
-    key = f"samples/{sample.id}/segments"
-    scratch = storage.scratch_dir(f"segment-{sample.id}")
     try:
-        cut_audio(made_from["pcm"], made_from["wav"].sample_rate, planned, scratch)
-        storage.place_dir(scratch, key)
-        save_segments(sample, planned, made_from, key)
+        save_segments(sample, planned, made_from)
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-    finally:
-        storage.delete_tree(f"tmp/segment-{sample.id}")
     return outcome(
         "segmented",
         sample.id,
@@ -681,7 +495,7 @@ def run(sample_id, *, dry_run: bool = False) -> dict:
     )
 
 
-def save_segments(sample: Sample, planned: list[PlannedSegment], made_from: dict, key: str):
+def save_segments(sample: Sample, planned: list[PlannedSegment], made_from: dict):
     """Replace the sample's segments, move it on, and open the segment review."""
     db.session.execute(sa.delete(Segment).where(Segment.sample_id == sample.id))
     transcript, translation = made_from["transcript"], made_from["translation"]
@@ -695,7 +509,6 @@ def save_segments(sample: Sample, planned: list[PlannedSegment], made_from: dict
             translation=seg.translation,
             transcript_revision_id=transcript.id,
             translation_revision_id=translation.id if translation else None,
-            audio_path=f"{key}/{seg.position}.wav",
             too_long=seg.too_long,
         )
         for seg in planned

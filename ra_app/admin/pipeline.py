@@ -9,6 +9,7 @@ from flask import current_app
 
 from ..extensions import db
 from ..models import FailureClass, JobRun, JobStatus, utcnow
+from ..outbox import enqueue
 
 
 def runs_per_stage() -> dict[str, dict[str, int]]:
@@ -32,12 +33,13 @@ def retry_call(run: JobRun) -> dict | None:
 
 
 def retry(run: JobRun) -> str:
+    """Queue the failed call again (through the outbox: sent when the broker can take it)."""
     call = retry_call(run)
     if call is None:
         raise ValueError("this run cannot be retried (it succeeded, or failed for good)")
-    celery = current_app.extensions["celery"]
-    result = celery.send_task(call["task"], args=call["args"], kwargs=call["kwargs"])
-    return result.id
+    message = enqueue(call["task"], call["args"], call["kwargs"], sample_id=run.sample_id)
+    db.session.commit()
+    return message.task_id
 
 
 def queue_lengths() -> dict[str, int | str]:

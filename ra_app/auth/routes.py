@@ -18,10 +18,17 @@ login_manager.session_protection = "basic"
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
+def load_user(session_id: str) -> User | None:
+    """The session (or remember-me cookie) holds "<user id>:<session epoch>"; raising the
+    epoch (a password reset, a role change) ends every session made before. A disabled
+    account loses its open sessions too."""
+    user_id, _, epoch = session_id.partition(":")
+    if not user_id.isdigit() or not epoch.isdigit():
+        return None
     user = db.session.get(User, int(user_id))
-    # A disabled account loses its open sessions too.
-    return user if user is not None and user.is_active else None
+    if user is None or not user.is_active or user.session_epoch != int(epoch):
+        return None
+    return user
 
 
 @bp.before_app_request
@@ -50,12 +57,12 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        result = authenticate(form.email.data, form.password.data)
+        result = authenticate(form.email.data, form.password.data, request.remote_addr)
         if result.user is not None:
             login_user(result.user, remember=form.remember.data)
             return redirect(safe_next(request.args.get("next")))
         flash(result.error, "error")
-        status = 401
+        status = 429 if result.throttled else 401
     return render_template("auth/login.html", form=form), status
 
 

@@ -1,16 +1,26 @@
-"""Sign-in checks: slow password hashes, and a lock after repeated wrong passwords."""
+"""Sign-in checks: slow password hashes, and throttling that holds under parallel attempts.
+
+Every attempt counts against two limits (Flask-Limiter's storage: Redis with a broker, else
+memory; moving windows, counted atomically before the password is checked, so twelve
+parallel guesses get no more than the limit checked):
+- per account and address: LOGIN_MAX_FAILURES attempts in LOGIN_LOCK_SECONDS, cleared by a
+  successful sign-in; someone elsewhere cannot lock a reviewer out;
+- per address: LOGIN_MAX_PER_ADDRESS attempts in the same window, whatever the accounts.
+An unknown email is counted and answered exactly like a known one, so the answers never
+tell which accounts exist.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from math import ceil
 
 import sqlalchemy as sa
 from flask import current_app
+from limits import RateLimitItemPerSecond
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import User, utcnow
 
 WRONG_CREDENTIALS = "Wrong email or password."
@@ -37,34 +47,54 @@ def _spend_hash_time(password: str) -> None:
 class SignInResult:
     user: User | None
     error: str | None
+    throttled: bool = False
 
 
-def authenticate(email: str, password: str) -> SignInResult:
+def sign_in_limits(email: str, address: str) -> list[tuple]:
+    config = current_app.config
+    window = config["LOGIN_LOCK_SECONDS"]
+    return [
+        (RateLimitItemPerSecond(config["LOGIN_MAX_PER_ADDRESS"], window), "login-address", address),
+        (RateLimitItemPerSecond(config["LOGIN_MAX_FAILURES"], window), "login", email, address),
+    ]
+
+
+def throttled(limits: list[tuple]) -> SignInResult | None:
+    """Count this attempt; a refusal says how long to wait (the same for every account)."""
+    strategy = limiter.limiter
+    for item, *key in limits:
+        if not strategy.hit(item, *key):
+            reset_at = strategy.get_window_stats(item, *key).reset_time
+            minutes = max(1, ceil((reset_at - utcnow().timestamp()) / 60))
+            return SignInResult(
+                None,
+                f"Too many sign-in attempts. Wait {minutes} minute(s), then try again.",
+                throttled=True,
+            )
+    return None
+
+
+def authenticate(email: str, password: str, address: str) -> SignInResult:
+    email = normalize_email(email)
+    limits = sign_in_limits(email, address or "unknown")
+    refused = throttled(limits)
+    if refused is not None:
+        return refused
     user = find_user(email)
     if user is None:
         _spend_hash_time(password)
         return SignInResult(None, WRONG_CREDENTIALS)
-    now = utcnow()
-    locked_until = user.locked_until
-    if locked_until is not None and locked_until.tzinfo is None:  # SQLite drops the zone
-        locked_until = locked_until.replace(tzinfo=now.tzinfo)
-    if locked_until and locked_until > now:
-        minutes = ceil((locked_until - now).total_seconds() / 60)
-        return SignInResult(
-            None,
-            f"Too many wrong passwords: this account is locked for {minutes} more minute(s).",
-        )
     if not user.check_password(password):
-        user.failed_logins += 1
-        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(seconds=current_app.config["LOGIN_LOCK_SECONDS"])
-            user.failed_logins = 0
+        db.session.execute(  # counted by the database: parallel failures all count
+            sa.update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
+        )
         db.session.commit()
         return SignInResult(None, WRONG_CREDENTIALS)
     if not user.is_active:
         return SignInResult(None, "This account is disabled. Ask an admin to enable it.")
+    item, *key = limits[1]
+    limiter.limiter.clear(item, *key)
     user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    user.last_login_at = utcnow()
     db.session.commit()
     return SignInResult(user, None)

@@ -51,6 +51,7 @@ def set_gold(revision: TranscriptRevision, gold: bool) -> None:
             .where(
                 TranscriptRevision.sample_id == revision.sample_id,
                 TranscriptRevision.id != revision.id,
+                TranscriptRevision.is_gold.is_(True),  # touch only what changes
             )
             .values(is_gold=False)
         )

@@ -18,7 +18,7 @@ from pipeline.media import RENDITION_BITRATE, read_peaks
 from pipeline.storage import local_storage
 
 from ..models import Assignment
-from .work import audio_span
+from .page import audio_span
 
 
 def is_whole(task: Assignment) -> bool:

@@ -16,9 +16,13 @@ from flask_login import current_user
 from ..extensions import db
 from ..models import Assignment, TaskType
 from . import bp, media
+from .drafts import lock_task, save_draft, touch
+from .errors import TaskError
+from .page import opening_analysis, task_data
+from .payloads import BadPayload
 from .services import my_queue
 from .tasks import claim_next, reopen_returned
-from .work import TaskError, decide, opening_analysis, save_draft, submit, task_data, touch
+from .work import decide, submit
 
 VENDOR = {
     # url prefix -> folder of an npm package's built files (installed by scripts/setup.sh)
@@ -95,16 +99,25 @@ def task_peaks(task_id):
 
 
 def json_call(action, task_id):
-    task = load_task(task_id)
+    """A change to a task: its row locked for the request, its body checked, and every
+    refusal a JSON answer that says why (the page keeps the work and tells the reviewer)."""
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         return jsonify(error="invalid", message="The request had no JSON body."), 400
+    task = lock_task(task_id)
+    if task is None:
+        abort(404)
+    if task.reviewer_id != current_user.id and task.lease_lost_by_id != current_user.id:
+        abort(403)  # admins read others' tasks; nobody changes them
     try:
         return jsonify(action(task, current_user, payload))
+    except BadPayload as error:
+        db.session.rollback()
+        message = f"The request was malformed: {error}"
+        return jsonify(error="invalid", message=message, problems=error.problems), 422
     except TaskError as error:
         db.session.rollback()
-        kind = type(error).__name__.lower()
-        return jsonify(error=kind, message=str(error), **error.details), error.status
+        return jsonify(error=error.code, message=str(error), **error.details), error.status
 
 
 @bp.route("/tasks/<uuid:task_id>/draft", methods=["POST"])

@@ -46,9 +46,17 @@ def was_reviewed(task: Assignment) -> bool:
     return db.session.scalar(sa.select(sa.exists().where(Assignment.review_of_id == task.id)))
 
 
-def send_to_second_review(task: Assignment) -> Assignment:
+def send_to_second_review(task: Assignment) -> Assignment | None:
     """A pending task over the same window, in the batch's pool, for anyone but the author;
-    it starts from the revisions the author just wrote."""
+    it starts from the revisions the author just wrote. One open review per task."""
+    open_review = db.session.scalar(
+        sa.select(Assignment.id).where(
+            Assignment.review_of_id == task.id,
+            Assignment.status.in_((AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS)),
+        )
+    )
+    if open_review is not None:
+        return None
     transcript = latest_transcript(task.sample_id)
     translation = latest_translation(task.sample_id)
     review = Assignment(
@@ -99,10 +107,16 @@ def coverage(intervals, start: float, end: float) -> float:
     return max(0.0, min(1.0, covered / length))
 
 
-def record_listening(task: Assignment, intervals, span: tuple[float, float]) -> float:
-    """Keep the most the reviewer has heard of the task; it never goes down."""
+def record_listening(
+    task: Assignment, intervals, span: tuple[float, float], allowed_s: float | None = None
+) -> float:
+    """Keep the most the reviewer has heard of the task (at most `allowed_s` seconds of
+    it); it never goes down."""
     if intervals:
         heard = coverage(intervals, *span)
+        length = span[1] - span[0]
+        if allowed_s is not None and length > 0:
+            heard = min(heard, allowed_s / length)
         task.listened_fraction = max(task.listened_fraction or 0.0, round(heard, 4))
     return task.listened_fraction or 0.0
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from ..clock import db_now
 from ..extensions import db
 from ..models import (
     Assignment,
@@ -18,7 +19,6 @@ from ..models import (
     Sample,
     TaskType,
     User,
-    utcnow,
 )
 from ..revisions import latest_transcript, latest_translation
 from ..states import ProcessingState, can_transition, transition
@@ -78,21 +78,23 @@ def create_tasks(
 
 
 def lease_deadline():
-    return utcnow() + timedelta(seconds=current_app.config["REVIEW_LEASE_SECONDS"])
+    return db_now() + timedelta(seconds=current_app.config["REVIEW_LEASE_SECONDS"])
 
 
 def release_expired_leases() -> int:
     """Tasks whose reviewer went quiet return to the pool (or to their assigned reviewer's
-    pending list); drafts stay with the task, so nothing typed is lost."""
+    pending list); drafts stay with the task, so nothing typed is lost, and the reviewer's
+    next save is told what happened (`lease_lost_by_id`)."""
     result = db.session.execute(
         sa.update(Assignment)
         .where(
             Assignment.status == AssignmentStatus.IN_PROGRESS,
-            Assignment.lease_expires_at < utcnow(),
+            Assignment.lease_expires_at < db_now(),
         )
         .values(
             status=AssignmentStatus.PENDING,
             lease_expires_at=None,
+            lease_lost_by_id=Assignment.reviewer_id,
             reviewer_id=sa.case((Assignment.from_pool, None), else_=Assignment.reviewer_id),
             # What one reviewer heard does not let the next one approve.
             listened_fraction=sa.case(
@@ -214,8 +216,10 @@ def claim_next(user: User, task_type: TaskType | None = None) -> Assignment | No
     release_expired_leases()
     held = current_task(user.id, task_type)
     if held is not None:
-        held.lease_expires_at = lease_deadline()
-        held.status = AssignmentStatus.IN_PROGRESS
+        if held.status is not AssignmentStatus.IN_PROGRESS:
+            start(held, user)  # sent back to them: a new stretch of work
+        else:
+            held.lease_expires_at = lease_deadline()
         db.session.commit()
         return held
     for queue in _queues(user, task_type):
@@ -260,16 +264,19 @@ def start(task: Assignment, user: User) -> None:
     if task.reviewer_id is None:
         task.from_pool = True
         task.reviewer_id = user.id
+    if task.lease_lost_by_id == user.id:
+        task.lease_lost_by_id = None  # theirs again
+    now = db_now()
     task.status = AssignmentStatus.IN_PROGRESS
-    task.lease_expires_at = lease_deadline()
-    task.started_at = task.started_at or utcnow()
+    task.lease_expires_at = now + timedelta(seconds=current_app.config["REVIEW_LEASE_SECONDS"])
+    task.started_at = task.started_at or now
+    task.claimed_at = now
 
 
 def reopen_returned(task: Assignment, user: User) -> None:
     """A task sent back by a second reviewer opens for its author to work on again."""
     if task.status is AssignmentStatus.REJECTED and task.reviewer_id == user.id:
-        task.status = AssignmentStatus.IN_PROGRESS
-        task.lease_expires_at = lease_deadline()
+        start(task, user)
         db.session.commit()
 
 

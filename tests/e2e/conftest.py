@@ -204,7 +204,7 @@ class TaskPage:
     def wait_ready(self) -> TaskPage:
         """The waveform is drawn and the audio element has data to play."""
         self.page.locator('body[data-review-ready="1"]').wait_for(state="attached")
-        self.page.wait_for_function("document.getElementById('audio').readyState >= 2")
+        self.page.wait_for_function("() => document.getElementById('audio').readyState >= 2")
         return self
 
     # rows and fields
@@ -276,8 +276,10 @@ class TaskPage:
         )
 
     def wait_audio(self, condition: str) -> None:
+        # A function, not an expression: Playwright polls an expression with eval, which
+        # the page's Content-Security-Policy (script-src 'self') rightly refuses.
         self.page.wait_for_function(
-            f"(() => {{ const audio = document.getElementById('audio'); return {condition}; }})()"
+            f"() => {{ const audio = document.getElementById('audio'); return {condition}; }}"
         )
 
     def press(self, keys: str) -> None:

@@ -164,10 +164,21 @@ if (!editable) {
 }
 
 store.addEventListener("blocked", (event) => {
+  const { message, reason } = event.detail;
+  if (reason === "conflict") {
+    showMessage("blocked", {
+      tone: "warn",
+      title: "Saved from another tab or browser",
+      text: message,
+      actions: [h("button", { type: "button", class: "primary", text: "Reload this task", onclick: () => window.location.reload() })],
+      alert: true,
+    });
+    return;
+  }
   showMessage("blocked", {
     tone: "error",
     title: "This task can no longer be saved",
-    text: `${event.detail} Your edits are kept in this browser.`,
+    text: `${message} Your edits are kept in this browser.`,
     actions: [h("a", { href: data.urls.queue, text: "Back to my queue" })],
   });
 });
@@ -295,7 +306,7 @@ if (editable) {
   // Another tab with the same task would overwrite this one's copy.
   window.addEventListener("storage", (event) => {
     if (event.key === `review-task:${data.task.id}` && event.newValue) {
-      showMessage("other-tab", { tone: "warn", text: "This task is also open in another tab or window. Edits in one overwrite the other: close one of them." });
+      showMessage("other-tab", { tone: "warn", text: "This task is also open in another tab or window. Only one of them can save: the other is stopped and asked to reload. Close one of them." });
     }
   });
 }
@@ -357,8 +368,9 @@ async function submit(force, decision = null, comment = null) {
     store.state = store.dirty || previousState === "submitting" ? "dirty" : previousState;
     store.emitStatus();
     const error = answer.data?.error;
+    if (answer.status === 409 && error === "already_submitted") return submitted({ ...answer.data, decision, already: true });
     if (answer.status === 409 && error === "stale") showStale(answer.data, decision);
-    else if (answer.status === 409 && error === "noteditable") store.block(answer.data.message);
+    else if (answer.status === 409 && (error === "noteditable" || error === "lease_lost")) store.block(answer.data.message);
     else if (answer.status === 409 && error === "notheard") {
       listening.heardOnServer = Number(answer.data.listened) || 0;
       showMessage("not-heard", { tone: "warn", alert: true, text: answer.data.message });
@@ -390,16 +402,18 @@ function submitted(answer) {
   store.emitStatus();
   ctx.player?.pause();
   const parts = [];
-  if (result.transcript_version) parts.push(`transcript version ${result.transcript_version}`);
-  if (result.translation_version) parts.push(`translation version ${result.translation_version}`);
   if (result.segments !== undefined) parts.push(`${result.segments} segment${result.segments === 1 ? "" : "s"}`);
-  if (result.wer !== null && result.wer !== undefined) parts.push(`WER ${(result.wer * 100).toFixed(1)}%`);
+  if (result.wer !== null && result.wer !== undefined) parts.push(`WER ${(result.wer * 100).toFixed(1)}% against the machine draft`);
   clear(ui.messages);
   const titles = { reject: "Sent back to the author", approve: "Approved — thank you" };
+  const title = answer.already
+    ? "Already submitted"
+    : titles[decision] || (decision ? "Approved with your changes — thank you" : "Submitted — thank you");
+  const said = answer.already ? `${answer.message} ` : parts.length ? `Saved: ${parts.join(", ")}. ` : "";
   showMessage("submitted", {
     tone: "ok",
-    title: titles[decision] || (decision ? "Approved with your changes — thank you" : "Submitted — thank you"),
-    text: `${parts.length ? `Saved as ${parts.join(", ")}. ` : ""}Returning to your queue…`,
+    title,
+    text: `${said}Returning to your queue…`,
     actions: [h("a", { href: data.urls.queue, text: "Back to my queue now" })],
     alert: true,
   });

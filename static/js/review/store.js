@@ -55,6 +55,9 @@ export class Store extends EventTarget {
     this.version = 0;
     this.savedVersion = 0;
     this.serverSavedAt = data.draft_saved_at || null;
+    // The server's draft this copy builds on: a save from an older one is refused (another
+    // tab or browser saved since), so two copies never overwrite each other unseen.
+    this.draftVersion = Number(data.draft_version) || 0;
     this.leaseExpiresAt = data.task.lease_expires_at || null;
     this.progress = Number(data.draft?.progress) || 0;
     this.source = "base";
@@ -159,6 +162,7 @@ export class Store extends EventTarget {
     return {
       [this.kind]: this.items.map((row) => this.clean(row)),
       progress: Math.round(this.progress * 1000) / 1000,
+      draft_version: this.draftVersion,
       ...(this.extra ? this.extra() : {}),
     };
   }
@@ -229,6 +233,7 @@ export class Store extends EventTarget {
           this.retryMs = 0;
           this.savedVersion = Math.max(this.savedVersion, version);
           this.serverSavedAt = answer.data.saved_at;
+          this.draftVersion = Number(answer.data.draft_version) || this.draftVersion;
           this.lastSaved = parseServerTime(answer.data.saved_at) || new Date();
           if (answer.data.lease_expires_at) this.leaseExpiresAt = answer.data.lease_expires_at;
           this.applyAnalysis(answer.data.analysis, ids, snapshot);
@@ -238,7 +243,12 @@ export class Store extends EventTarget {
           if (this.dirty) this.schedule(AUTOSAVE_MS);
           return true;
         }
-        if (answer.status === 409 && answer.data?.error === "noteditable") {
+        const refusal = answer.status === 409 ? answer.data?.error : null;
+        if (refusal === "draft_conflict") {
+          this.block(answer.data.message, "conflict");
+          return false;
+        }
+        if (refusal) {
           this.block(answer.data.message);
           return false;
         }
@@ -268,14 +278,16 @@ export class Store extends EventTarget {
     this.schedule(this.retryMs);
   }
 
-  /** The server will not take drafts any more (task submitted, lease lost, not yours). */
-  block(message) {
+  /** The server will not take drafts any more (task submitted, lease lost, not yours), or
+   * not this copy's (`reason` "conflict": another tab or browser saved a newer draft). */
+  block(message, reason = "blocked") {
     this.state = "blocked";
     this.message = message || "This task can no longer be edited.";
     this.stopped = true;
     this.cancelTimer();
+    this.persist();
     this.emitStatus();
-    this.dispatchEvent(new CustomEvent("blocked", { detail: this.message }));
+    this.dispatchEvent(new CustomEvent("blocked", { detail: { message: this.message, reason } }));
   }
 
   /** The server's analysis of the rows the page opened with: asked for once the page is

@@ -1,0 +1,51 @@
+"""A sample's processing master, opened by every stage that reads it, and checked against
+what ingestion recorded: a file that is not a 16-bit WAV, or that lasts other than the
+sample says (cut short, replaced), is a permanent failure that names the problem, never
+a retry that can only fail again, nor a stage that quietly works on the wrong audio."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from flask import current_app
+
+from ra_app.models import Sample
+
+from .errors import PermanentError
+from .media import SAMPLE_RATE
+from .storage import local_storage
+from .wav import WavInfo, wav_info
+
+LENGTH_TOLERANCE_S = 0.5
+
+
+def master_path(sample: Sample) -> Path:
+    return local_storage(current_app.config).path(sample.master_path)
+
+
+def open_master(sample: Sample) -> WavInfo:
+    path = master_path(sample)
+    try:
+        info = wav_info(path)
+    except (ValueError, struct.error) as error:
+        raise PermanentError(
+            f"the master of sample {sample.id} is not a 16-bit WAV ({error}); ingest the "
+            "recording again",
+            code="bad_master",
+        ) from error
+    if info.sample_rate != SAMPLE_RATE or info.channels != 1:
+        raise PermanentError(
+            f"the master of sample {sample.id} is {info.sample_rate} Hz with "
+            f"{info.channels} channel(s), not {SAMPLE_RATE} Hz mono; ingest it again",
+            code="bad_master",
+        )
+    tolerance = max(LENGTH_TOLERANCE_S, 0.01 * sample.duration_s)
+    if abs(info.duration_s - sample.duration_s) > tolerance:
+        raise PermanentError(
+            f"the master of sample {sample.id} lasts {info.duration_s:.1f} s, but ingestion "
+            f"recorded {sample.duration_s:.1f} s: the file was cut short or replaced; "
+            "ingest the recording again",
+            code="master_mismatch",
+        )
+    return info

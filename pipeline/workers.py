@@ -1,0 +1,85 @@
+"""Celery workers stamp themselves in `workers` while they run: their name, the queues they
+consume, when they were last seen. The flow asks it whether anyone serves the gpu queue
+(ra_app/flow.py), so alignment is queued only where a worker will take it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ra_app.clock import db_now
+from ra_app.extensions import db
+from ra_app.models import WorkerSeen
+
+log = logging.getLogger(__name__)
+STAMP_EVERY_S = 30.0
+
+
+def stamp(name: str, queues: list[str]) -> None:
+    """Insert or refresh this worker's row (the caller's app context)."""
+    now = db_now()
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(WorkerSeen).values(
+        name=name, queues=",".join(sorted(queues)), started_at=now, seen_at=now
+    )
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[WorkerSeen.name],
+            set_={"queues": statement.excluded.queues, "seen_at": statement.excluded.seen_at},
+        )
+    )
+    db.session.commit()
+
+
+class Stamper:
+    """Stamps from a thread of the worker's main process until it shuts down; a failed
+    stamp (the database restarting) is logged and tried again at the next one."""
+
+    def __init__(self, flask_app, name: str, queues: list[str]):
+        self.flask_app, self.name, self.queues = flask_app, name, queues
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="worker-stamp", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            with self.flask_app.app_context():
+                try:
+                    stamp(self.name, self.queues)
+                except Exception as error:  # noqa: BLE001 - try again at the next stamp
+                    db.session.rollback()
+                    log.warning("could not stamp worker %s: %s", self.name, error)
+                finally:
+                    db.session.remove()
+            if self.stopped.wait(STAMP_EVERY_S):
+                return
+
+
+_stamper: Stamper | None = None
+
+
+def _on_ready(sender, **_):
+    global _stamper
+    app = sender.app
+    selected = app.amqp.queues.consume_from or app.amqp.queues
+    _stamper = Stamper(app.flask_app, sender.hostname, list(selected))
+    _stamper.thread.start()
+
+
+def _on_shutdown(**_):
+    if _stamper is not None:
+        _stamper.stopped.set()
+
+
+def connect_signals() -> None:
+    from celery.signals import worker_ready, worker_shutdown
+
+    worker_ready.connect(_on_ready, weak=False)
+    worker_shutdown.connect(_on_shutdown, weak=False)
+
+
+def seen_workers() -> list[WorkerSeen]:
+    return list(db.session.scalars(sa.select(WorkerSeen).order_by(WorkerSeen.seen_at.desc())))

@@ -1,0 +1,89 @@
+"""Settings that fail closed and headers on every answer.
+
+- The signing key: production sets SECRET_KEY (ProdConfig.check refuses to start without
+  one). The embedded mode, with no key set, makes a random one per installation and keeps
+  it in `instance/secret_key`; that key is refused with any database but the embedded
+  SQLite, so a server installation never runs on a key it did not choose.
+- Every response carries a Content-Security-Policy without inline script, refuses to be
+  framed, and turns off type sniffing and cross-site referrers.
+- Behind the HTTPS proxy (FORWARDED_PROXIES=1), the client's address and scheme come from
+  the proxy's headers, so per-address sign-in limits count clients, not the proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import is_sqlite
+
+KEY_FILE = "secret_key"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        # wavesurfer.js styles its shadow DOM with a <style> element
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def configure_secret_key(app: Flask) -> None:
+    if app.config.get("SECRET_KEY"):
+        return
+    if not is_sqlite(app.config["SQLALCHEMY_DATABASE_URI"]):
+        raise RuntimeError(
+            "SECRET_KEY is not set. Only the embedded SQLite database runs on a generated "
+            "development key; set SECRET_KEY (32+ random characters) for this database."
+        )
+    app.config["SECRET_KEY"] = instance_key(Path(app.instance_path) / KEY_FILE)
+
+
+def instance_key(path: Path) -> str:
+    """This installation's own development key, made once, readable by its owner only."""
+    if path.is_file():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    try:
+        os.link(partial, path)  # complete or absent: a second process reads the first's key
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        partial.unlink()
+    return key
+
+
+def register_security(app: Flask) -> None:
+    proxies = app.config["FORWARDED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
+    @app.after_request
+    def security_headers(response):
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
