@@ -75,6 +75,9 @@ def send_pending(limit: int = SEND_BATCH) -> int:
                 args=row.args,
                 kwargs=row.kwargs,
                 task_id=row.task_id,
+                # The job run is the record; a result backend that is down must not hold
+                # the send (Celery would retry it for many seconds).
+                ignore_result=True,
                 retry=True,
                 retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5},
             )

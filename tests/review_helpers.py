@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from pipeline.stages.ingest import Recording, ingest
@@ -42,7 +43,7 @@ def make_review_sample(
     outcome = ingest(
         Recording(path=str(path), kind=SourceKind.FILE, external_id=str(path), title=title)
     )
-    sample = db.session.get(Sample, outcome.sample_id)
+    sample = db.session.get(Sample, uuid.UUID(outcome.sample_id))
     write_revisions(
         sample,
         rows if rows is not None else machine_rows(duration_s),

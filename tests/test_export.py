@@ -276,3 +276,34 @@ def test_manifest_loads_with_hugging_face_datasets(app, runner, finished):
     assert {"audio_filepath", "offset", "duration", "text", "translation"} <= set(
         table.column_names
     )
+
+
+def test_an_export_of_every_task_type_lists_each_clip_once(app, runner, finished):
+    """Each sample was reviewed as text and as segments: its clips belong to the
+    audio_segmentation export only, so the manifest has one line per clip."""
+    result = runner.invoke(export_cmd, [])  # every task type
+    assert result.exit_code == 0, result.output
+    folder = snapshot_folder(result)
+    lines = [json.loads(x) for x in (folder / "manifest.jsonl").read_text().splitlines()]
+    segment_ids = [line["segment_id"] for line in lines]
+    assert len(segment_ids) == len(set(segment_ids)) == 2 * len(finished)
+    assert {line["task_type"] for line in lines} == {"audio_segmentation"}
+    samples = [json.loads(x) for x in (folder / "samples.jsonl").read_text().splitlines()]
+    assert {s["task_type"] for s in samples} == {"audio_segmentation", "transcript_correction"}
+
+
+def test_the_manifest_says_how_long_each_clip_really_is(app, runner, finished):
+    """A segment recorded past the end of the recording (an older review) gets the length
+    of the clip that is cut, not the length the row says."""
+    with app.app_context():
+        last = db.session.scalar(
+            sa.select(Segment).where(Segment.sample_id == finished[1], Segment.position == 1)
+        )
+        last.end_s = 30.0  # the recording is 25 s long
+        db.session.commit()
+    folder = snapshot_folder(runner.invoke(export_cmd, ["--task-type", "audio_segmentation"]))
+    for line in (folder / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        clip = wav_info(folder / entry["clip_filepath"])
+        assert abs(clip.duration_s - entry["duration"]) < 1 / RATE
+        assert entry["offset"] + entry["duration"] <= 25.0 + 1e-6

@@ -161,6 +161,57 @@ def test_joining_two_chunks_keeps_every_sentence_once(earlier, later, expected):
     assert [r["text"] for r in join(earlier, later, 11.0, 17.0)] == expected
 
 
+def test_backchannels_in_the_overlap_are_no_anchor_and_times_stay_in_order():
+    """Vietnamese conversation is full of one-word answers ("dạ", "ừ đúng rồi", "dạ"): two
+    alike ones say nothing about where the chunks meet. Overlap 1596–1610, cut at 1603."""
+    earlier = [
+        row(1590.0, 1595.5, "chị thấy cái plan này ổn không em"),
+        row(1600.0, 1600.4, "dạ"),
+        row(1601.0, 1602.0, "ừ đúng rồi"),
+        row(1603.05, 1603.4, "dạ"),
+        row(1604.0, 1606.0, "anh nói tiếp"),
+    ]
+    later = [
+        row(1600.1, 1600.5, "dạ"),
+        row(1601.1, 1602.0, "ừ đúng rồi"),
+        row(1603.1, 1603.5, "dạ"),
+        row(1604.0, 1606.2, "anh nói tiếp đi"),
+        row(1606.5, 1609.0, "rồi mình chốt deadline nha"),
+    ]
+    joined = join(earlier, later, 1596.0, 1610.0)
+    assert [r["text"] for r in joined] == [
+        "chị thấy cái plan này ổn không em",
+        "dạ",
+        "ừ đúng rồi",
+        "dạ",
+        "anh nói tiếp đi",
+        "rồi mình chốt deadline nha",
+    ]
+    starts = [r["start"] for r in joined]
+    assert starts == sorted(starts)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_joined_times_never_go_backwards(seed):
+    """Whatever two chunks say about their overlap, the joined sentences keep their order."""
+    import random
+
+    rng = random.Random(seed)
+    words = ["dạ", "ừ", "vâng", "đúng rồi", "anh nói tiếp", "deadline thứ sáu nha", "okay em"]
+
+    def chunk(t0, t1):
+        rows, t = [], t0
+        while t < t1:
+            length = rng.uniform(0.3, 3.0)
+            rows.append(row(round(t, 2), round(t + length, 2), rng.choice(words)))
+            t += length + rng.uniform(0.0, 0.8)
+        return rows
+
+    joined = join(chunk(1580, 1610), chunk(1596, 1630), 1596.0, 1610.0)
+    starts = [r["start"] for r in joined]
+    assert starts == sorted(starts)
+
+
 def test_merge_and_shift_put_chunks_on_the_recordings_clock():
     chunks = plan_chunks(50.0, 20.0, 6.0)
     results = [

@@ -105,6 +105,33 @@ def test_same_audio_twice_stays_one_sample(app, runner, io_worker, tmp_path):
     assert len(samples(app)) == 1
 
 
+@pytest.mark.parametrize("first", ["copy", "talk"])
+def test_a_copy_without_subtitles_does_not_drop_them_whatever_comes_first(
+    app, runner, io_worker, tmp_path, first
+):
+    """talk.mp3 with talk.vtt beside it, and the same bytes again without: the sample gets
+    the subtitles as its first transcript in either order."""
+    talk = audio.tone(tmp_path / "in" / "talk.mp3", freq=310)
+    (tmp_path / "in" / "talk.vtt").write_text(VTT, encoding="utf-8")
+    copy = tmp_path / "elsewhere" / "copy.mp3"
+    copy.parent.mkdir()
+    copy.write_bytes(talk.read_bytes())
+    order = [copy, talk] if first == "copy" else [talk, copy]
+    for path in order:
+        result = runner.invoke(args=["ingest", "files", str(path)])
+        assert result.exit_code == 0, result.output
+    (sample,) = samples(app)
+    with app.app_context():
+        (transcript,) = db.session.scalars(
+            sa.select(TranscriptRevision).where(TranscriptRevision.sample_id == sample.id)
+        ).all()
+        assert transcript.origin is Origin.SIDECAR_SUBTITLES and transcript.version == 1
+        assert [s["text"] for s in transcript.sentences] == [
+            "Xin chào các bạn.",
+            "Hôm nay mình review laptop.",
+        ]
+
+
 def test_every_bad_input_gets_its_own_error(app, runner, io_worker, tmp_path):
     good = audio.tone(tmp_path / "good.wav", seconds=2.0, freq=880)
     bad = {

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from pipeline.errors import PermanentError
 from pipeline.stages import segment
 from pipeline.stages.ingest import Recording, ingest
 from pipeline.stages.segment import Unit, Vad, plan_segments
 from pipeline.storage import local_storage
-from pipeline.wav import write_wav
+from pipeline.wav import read_pcm, wav_info, write_wav
 from ra_app.extensions import db
 from ra_app.models import (
     Assignment,
@@ -354,3 +355,36 @@ def test_pipeline_run_commands_as_wired(app, celery_app, tmp_path):
         assert db.session.get(Sample, sample_id).processing_state is S.SEGMENTED
     nothing = runner.invoke(group, ["segment", "--batch"])
     assert "nothing to do" in nothing.output
+
+
+@pytest.mark.parametrize(
+    "damage,code",
+    [
+        ("truncate", "master_mismatch"),  # cut to a quarter of what ingestion recorded
+        ("not_wav", "bad_master"),  # replaced by something that is no WAV at all
+    ],
+)
+def test_a_master_that_is_not_what_ingestion_recorded_fails_for_good(
+    app, tmp_path, damage, code
+):
+    from pipeline.jobs import stage_run
+    from ra_app.models import FailureClass, JobRun, JobStatus
+
+    speech = speak(tmp_path / "talk.wav", LENGTHS[:5], PAUSES[:4], seed=7)
+    with app.app_context():
+        sample = reviewed_sample(speech)
+        master = local_storage(app.config).path(sample.master_path)
+        if damage == "truncate":
+            info = wav_info(master)
+            pcm = np.asarray(read_pcm(info))
+            write_wav(master, pcm[: len(pcm) // 4], info.sample_rate)
+        else:
+            master.write_bytes(b"ID3\x04\x00" + bytes(4000))  # an MP3 under the WAV's name
+        with pytest.raises(PermanentError) as refused, stage_run("segment", str(sample.id)):
+            segment.run(sample.id)
+        assert refused.value.code == code
+        assert "ingest the recording again" in str(refused.value)
+        (run,) = db.session.scalars(sa.select(JobRun)).all()
+        assert run.status is JobStatus.FAILED and run.failure_class is FailureClass.PERMANENT
+        assert segments_of(sample.id) == []  # no 4 s segment carrying all the text
+        assert db.session.get(Sample, sample.id).processing_state is S.REVIEWED
