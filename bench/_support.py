@@ -30,6 +30,8 @@ ADMIN_URL = os.environ.get(
     ),
 )
 PASSWORD = "bench horse battery staple"  # noqa: S105 (a throwaway database's users)
+# Signs the benchmark's sessions; only the embedded SQLite runs without a key of its own.
+BENCH_SECRET_KEY = "bench-secret-key-of-a-throwaway-installation"  # noqa: S105
 
 
 # --- databases ---------------------------------------------------------------------------
@@ -65,6 +67,7 @@ def make_app(db_url: str, data_root: Path, **extra):
         SQLALCHEMY_DATABASE_URI = db_url
         DATA_ROOT = Path(data_root)
         CELERY = celery_settings(None)
+        SECRET_KEY = BENCH_SECRET_KEY
 
     for key, value in extra.items():
         setattr(BenchConfig, key, value)
@@ -137,6 +140,7 @@ class Gunicorn:
             DATA_ROOT=str(data_root),
             BIND=f"127.0.0.1:{self.port}",
             WEB_CONCURRENCY=str(workers),
+            SECRET_KEY=BENCH_SECRET_KEY,
             **env,
         )
         self.proc: subprocess.Popen | None = None
