@@ -132,6 +132,24 @@ def test_pipeline_dashboard_matches_the_database(app, client, auth, admin, make_
     assert "disk busy" in page and "file is empty" in page
     assert page.count(">Retry</button>") == 1  # only the transient failure can be retried
     assert 'data-queue="io"' in page
+    assert 'data-outbox="0"' in page and "Nothing waiting to be sent" in page
+
+
+def test_the_dashboard_shows_work_waiting_for_the_dispatcher_and_the_workers_queues(
+    app, client, auth, admin
+):
+    from pipeline.workers import stamp
+    from ra_app.outbox import enqueue
+
+    with app.app_context():
+        enqueue("pipeline.selftest", kwargs={"subject": "waiting"})
+        enqueue("pipeline.selftest", kwargs={"subject": "waiting too"})
+        db.session.commit()
+        stamp("gpu-host@example", ["gpu"])
+    auth.login(admin.email)
+    page = client.get("/admin/pipeline").get_data(as_text=True)
+    assert 'data-outbox="2"' in page and "flask pipeline dispatch" in page
+    assert "gpu-host@example" in page
 
 
 def test_retry_sends_the_same_call_again(app, client, auth, admin, io_worker, dispatcher):

@@ -83,3 +83,19 @@ def test_demo_creates_accounts_and_a_batch_to_review_once(embedded_app):
     assert auth.login("reviewer@demo.local", "demo-reviewer-pass").status_code == 302
     queue = client.get("/").get_data(as_text=True)
     assert "Demo · review laptop" in queue and "Demo · họp team" in queue
+
+
+def test_set_password_ends_the_accounts_sessions(app, runner, auth, client, reviewer):
+    auth.login(reviewer.email)
+    assert client.get("/").status_code == 200
+    result = runner.invoke(
+        args=["users", "set-password", reviewer.email, "--password-stdin"],
+        input="another long password\n",
+    )
+    assert result.exit_code == 0 and "open sessions ended" in result.output
+    assert client.get("/").status_code == 302
+    assert auth.login(reviewer.email, "another long password").status_code == 302
+    short = runner.invoke(
+        args=["users", "set-password", reviewer.email, "--password-stdin"], input="short\n"
+    )
+    assert short.exit_code != 0 and "at least" in short.output

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..extensions import db
-from ..models import FailureClass, JobRun, JobStatus, utcnow
+from ..models import FailureClass, JobRun, JobStatus, OutboxMessage, WorkerSeen, utcnow
 from ..outbox import enqueue
 
 
@@ -68,4 +68,26 @@ def recent_workers(within: timedelta = timedelta(hours=1)) -> list[tuple[str, ob
             .group_by(JobRun.worker)
             .order_by(sa.func.max(JobRun.started_at).desc())
         ).all()
+    )
+
+
+def outbox_backlog() -> tuple[int, object]:
+    """Queued work not yet sent to the broker, and when the oldest was queued: a backlog
+    that grows means the dispatcher is not running, or the broker is down."""
+    count, oldest = db.session.execute(
+        sa.select(sa.func.count(), sa.func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.sent_at.is_(None)
+        )
+    ).one()
+    return count, oldest
+
+
+def worker_sightings(within: timedelta = timedelta(hours=1)) -> list[WorkerSeen]:
+    """Celery workers that stamped themselves lately, with the queues they consume."""
+    return list(
+        db.session.scalars(
+            sa.select(WorkerSeen)
+            .where(WorkerSeen.seen_at >= utcnow() - within)
+            .order_by(WorkerSeen.name)
+        )
     )

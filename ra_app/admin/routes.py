@@ -99,6 +99,8 @@ def pipeline_dashboard():
         runs=pipeline.runs_per_stage(),
         failures=[(run, pipeline.retry_call(run) is not None) for run in failures],
         queues=pipeline.queue_lengths(),
+        outbox=pipeline.outbox_backlog(),
+        sightings=pipeline.worker_sightings(),
         workers=pipeline.recent_workers(),
     )
 

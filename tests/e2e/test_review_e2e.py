@@ -477,3 +477,58 @@ def test_markup_renders_as_text_and_others_are_kept_out(
     expect(page.locator("#review-app")).to_have_count(0)
     for suffix in ("/audio", "/peaks"):
         assert page.request.get(f"/tasks/{task_id}{suffix}").status == 403
+
+
+def second_browser(browser, live_server, browser_log):
+    """Another browser (its own cookies and storage), logged like the test's page."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    other = context.new_page()
+    other.on("console", browser_log.on_console)
+    other.on("pageerror", browser_log.on_page_error)
+    return context, other
+
+
+def test_two_browsers_on_one_task_never_overwrite_each_other(
+    page, browser, live_server, browser_log, reviewer, tmp_path
+):
+    """The same task open in two browsers: the first saves; the second's older autosave is
+    refused, it says so and offers a reload, and its edits stay in that browser."""
+    app = live_server.app
+    task_id, _ = new_task(app, tmp_path, reviewer.id)
+    browser_log.allow(409, "/draft")
+    context, other = second_browser(browser, live_server, browser_log)
+    LoginPage(page).sign_in(reviewer.email)
+    LoginPage(other).sign_in(reviewer.email)
+    first = TaskPage(page).open(task_id).wait_ready()
+    second = TaskPage(other).open(task_id).wait_ready()
+
+    first.edit_sentence(1, "sửa ở trình duyệt thứ nhất")
+    first.wait_saved()
+    second.edit_sentence(2, "sửa ở trình duyệt thứ hai")
+    refused = second.message("blocked")
+    expect(refused).to_be_visible()
+    expect(refused).to_contain_text("Saved from another tab or browser")
+    expect(refused.get_by_role("button", name="Reload this task")).to_be_visible()
+    other.screenshot(path=str(tmp_path / "draft-conflict.png"), full_page=True)
+    with app.app_context():
+        draft = db.session.get(Assignment, task_id).draft
+        assert draft["sentences"][0]["text"] == "sửa ở trình duyệt thứ nhất"
+        assert draft["sentences"][1]["text"] != "sửa ở trình duyệt thứ hai"
+    kept = other.evaluate(f"localStorage.getItem('review-task:{task_id}')")
+    assert "sửa ở trình duyệt thứ hai" in kept  # nothing typed is lost
+    context.close()
+
+
+def test_a_double_click_on_submit_submits_once(page, live_server, browser_log, reviewer, tmp_path):
+    app = live_server.app
+    task_id, sample_id = new_task(app, tmp_path, reviewer.id)
+    browser_log.allow(409, "/submit")
+    LoginPage(page).sign_in(reviewer.email)
+    task = TaskPage(page).open(task_id).wait_ready()
+    task.edit_sentence(1, "một lần thôi")
+    task.wait_saved()
+    task.button("Submit").dblclick()
+    expect(task.message("submitted")).to_be_visible()
+    page.wait_for_url(re.compile(r"/\?submitted=1$"))
+    with app.app_context():
+        assert latest_transcript(sample_id).version == 2  # one revision, not two

@@ -282,6 +282,7 @@ export class Store extends EventTarget {
    * not this copy's (`reason` "conflict": another tab or browser saved a newer draft). */
   block(message, reason = "blocked") {
     this.state = "blocked";
+    this.blockedBy = reason;
     this.message = message || "This task can no longer be edited.";
     this.stopped = true;
     this.cancelTimer();
@@ -336,7 +337,9 @@ export class Store extends EventTarget {
       case "error":
         return `Not saved: ${this.message} — kept in this browser`;
       case "blocked":
-        return `Not saved: ${this.message}`;
+        return this.blockedBy === "conflict"
+          ? "Not saved: another tab or browser saved this task"
+          : `Not saved: ${this.message}`;
       case "submitting":
         return "Submitting…";
       case "submitted":
