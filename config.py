@@ -232,6 +232,8 @@ class Config:
         CELERY["broker_url"] if CELERY["broker_url"].startswith("redis") else "memory://"
     )
     RATELIMIT_STRATEGY = "moving-window"
+    # A Redis that does not answer must not hold a sign-in: fall back within a second.
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 
     # Stage claims: running stages heart-beat every quarter of this; a dead worker's claim
     # can be taken over once it has gone this long without a beat.

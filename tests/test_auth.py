@@ -301,3 +301,24 @@ def test_a_cookie_signed_with_another_installations_key_opens_nothing(app, admin
         create_app(
             {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": None}
         )
+
+
+def test_sign_in_works_and_stays_limited_with_the_limit_storage_down(
+    database_url_for_session, tmp_path, reviewer
+):
+    """Redis (where the limits are counted) unreachable: sign-in neither fails nor stops
+    counting; this process counts until Redis is back."""
+    import socket
+
+    from .conftest import make_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    app = make_app(
+        database_url_for_session, tmp_path, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{dead}/0"
+    )
+    assert login_from(app.test_client(), reviewer.email, PASSWORD, "10.1.0.1").status_code == 302
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        assert login_from(app.test_client(), reviewer.email, "wrong", "10.1.0.2").status_code == 401
+    assert login_from(app.test_client(), reviewer.email, PASSWORD, "10.1.0.2").status_code == 429

@@ -7,17 +7,21 @@ parallel guesses get no more than the limit checked):
   successful sign-in; someone elsewhere cannot lock a reviewer out;
 - per address: LOGIN_MAX_PER_ADDRESS attempts in the same window, whatever the accounts.
 An unknown email is counted and answered exactly like a known one, so the answers never
-tell which accounts exist.
+tell which accounts exist. With Redis unreachable, the limits are counted in the process
+until it is back: sign-in keeps working, and keeps being limited.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from math import ceil
 
 import sqlalchemy as sa
 from flask import current_app
 from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, limiter
@@ -25,6 +29,8 @@ from ..models import User, utcnow
 
 WRONG_CREDENTIALS = "Wrong email or password."
 _dummy_hash: str | None = None
+_fallback = MovingWindowRateLimiter(MemoryStorage())
+log = logging.getLogger(__name__)
 
 
 def normalize_email(email: str) -> str:
@@ -59,12 +65,23 @@ def sign_in_limits(email: str, address: str) -> list[tuple]:
     ]
 
 
+def strategy():
+    """The shared limiter, or this process's own while the shared storage is unreachable."""
+    try:
+        if limiter.storage.check():
+            return limiter.limiter
+    except Exception:  # noqa: BLE001, S110 - unreachable is what check() reports too
+        pass
+    log.warning("sign-in limits: their storage is unreachable; counting in this process")
+    return _fallback
+
+
 def throttled(limits: list[tuple]) -> SignInResult | None:
     """Count this attempt; a refusal says how long to wait (the same for every account)."""
-    strategy = limiter.limiter
+    strategy_now = strategy()
     for item, *key in limits:
-        if not strategy.hit(item, *key):
-            reset_at = strategy.get_window_stats(item, *key).reset_time
+        if not strategy_now.hit(item, *key):
+            reset_at = strategy_now.get_window_stats(item, *key).reset_time
             minutes = max(1, ceil((reset_at - utcnow().timestamp()) / 60))
             return SignInResult(
                 None,
@@ -93,7 +110,7 @@ def authenticate(email: str, password: str, address: str) -> SignInResult:
     if not user.is_active:
         return SignInResult(None, "This account is disabled. Ask an admin to enable it.")
     item, *key = limits[1]
-    limiter.limiter.clear(item, *key)
+    strategy().clear(item, *key)
     user.failed_logins = 0
     user.last_login_at = utcnow()
     db.session.commit()
