@@ -3,12 +3,12 @@ the export folders (inside an app context), none from what the drill itself beli
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from pipeline.media import sha256_file as sha256
 from ra_app.extensions import db
 from ra_app.models import (
     Assignment,
@@ -34,14 +34,6 @@ def extra_rows(column) -> int:
         sa.select(sa.func.count()).where(column.is_not(None)).group_by(column)
     ).scalars()
     return sum(n - 1 for n in counts)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def duplicate_segments() -> int:

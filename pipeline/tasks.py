@@ -33,16 +33,20 @@ log = get_task_logger(__name__)
 CLAIM_WAITS = 10_000  # retries of a task waiting on another's claim: until it ends or dies
 
 
-def failed_attempts(task_id: str | None) -> int:
+def failed_attempts(task) -> int:
     """Runs of this task that failed: retries are counted by what ran, not by deliveries
-    (a task waiting on another's claim ran nothing)."""
-    if not task_id:
-        return 0
-    return db.session.scalar(
-        sa.select(sa.func.count()).where(
-            JobRun.task_id == task_id, JobRun.status == JobStatus.FAILED
+    (a task waiting on another's claim ran nothing). With the database unreachable (the
+    likely cause of the failure), Celery's own count of retries."""
+    try:
+        db.session.rollback()
+        return db.session.scalar(
+            sa.select(sa.func.count()).where(
+                JobRun.task_id == task.request.id, JobRun.status == JobStatus.FAILED
+            )
         )
-    )
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        return task.request.retries
 
 
 def run_claimed(task, stage: str, subject: str, body, *, sample_id=None, lease_s=None):
@@ -78,7 +82,7 @@ def run_claimed(task, stage: str, subject: str, body, *, sample_id=None, lease_s
         log.warning("%s", lost)
         raise Ignore() from lost
     except Exception as error:
-        failures = failed_attempts(task.request.id)
+        failures = failed_attempts(task)
         if is_permanent(error) or task.request.is_eager or failures >= max_attempts():
             raise
         raise task.retry(
