@@ -9,8 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pipeline.media import sha256_file as sha256
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     JobRun,
@@ -22,7 +21,8 @@ from ra_app.models import (
     TranscriptRevision,
     TranslationRevision,
 )
-from ra_app.states import ProcessingState as S
+from ra_app.core.states import ProcessingState as S
+from ra_app.extensions import db
 
 OPEN = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)

@@ -87,8 +87,8 @@ def migrate(app) -> None:
 
 def make_users(emails: list[str], role=None) -> list[int]:
     """Users with PASSWORD (inside an app context); one scrypt hash shared by all."""
+    from ra_app.core.models import Role, User
     from ra_app.extensions import db
-    from ra_app.models import Role, User
 
     template = User(email="x")
     template.set_password(PASSWORD)

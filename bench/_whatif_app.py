@@ -1,5 +1,5 @@
 """Bench-only what-if, NOT the product: the app with the task page's WER/CER score
-(`ra_app.review.text.score_revision`, an O(n·m) pure-Python edit distance over the whole
+(`ra_app.core.scoring.score_revision`, an O(n·m) pure-Python edit distance over the whole
 window's text, computed on every GET of a task page) replaced by a constant, so that
 `bench.review_page` can measure what the browser side of the page costs on its own.
 
@@ -15,7 +15,7 @@ def _no_score(machine_sentences, human_sentences) -> dict:
 
 def create_app():
     from ra_app import create_app as product_create_app
-    from ra_app.review import text
+    from ra_app.core import scoring
 
-    text.score_revision = _no_score  # work.analyse calls text.score_revision(...)
+    scoring.score_revision = _no_score  # page.analyse calls scoring.score_revision(...)
     return product_create_app()

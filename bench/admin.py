@@ -155,8 +155,8 @@ FROM generate_series(1, {gold}) g,
 
 
 def seed(app, samples: int, runs: int) -> dict:
+    from ra_app.core.models import Role
     from ra_app.extensions import db
-    from ra_app.models import Role
 
     with app.app_context():
         make_users([f"reviewer{i}@example.org" for i in range(N_REVIEWERS)])

@@ -51,8 +51,7 @@ WINDOWS_PER_SAMPLE = 12  # a 60-minute recording in 5-minute windows
 
 def seed(app, n_tasks: int, n_claimers: int) -> list[int]:
     """Users, sources, samples and pending pool tasks; returns the claimers' user ids."""
-    from ra_app.extensions import db
-    from ra_app.models import (
+    from ra_app.core.models import (
         Assignment,
         AssignmentStatus,
         Sample,
@@ -60,7 +59,8 @@ def seed(app, n_tasks: int, n_claimers: int) -> list[int]:
         SourceKind,
         TaskType,
     )
-    from ra_app.states import ProcessingState
+    from ra_app.core.states import ProcessingState
+    from ra_app.extensions import db
 
     with app.app_context():
         user_ids = make_users([f"claimer{i}@example.org" for i in range(n_claimers)])
@@ -128,9 +128,9 @@ def claim_plans(app, user_id: int) -> dict:
     """Every SQL statement one `claim_next` runs (caught with a cursor event, so this does not
     depend on how claim_next is written), each SELECT then EXPLAIN ANALYZEd in a rolled-back
     transaction. The claim itself is undone afterwards."""
+    from ra_app.core.models import Assignment, AssignmentStatus, User
+    from ra_app.core.tasks import claim_next
     from ra_app.extensions import db
-    from ra_app.models import Assignment, AssignmentStatus, User
-    from ra_app.review.tasks import claim_next
 
     captured: list[tuple[str, object]] = []
 
@@ -191,9 +191,9 @@ def claim_plans(app, user_id: int) -> dict:
 
 def claimer(app, user_id: int, go, stop_at_holder, max_claims: int, out) -> None:
     """Claim, mark done (untimed), repeat until the deadline; puts (latencies, ids, errors)."""
+    from ra_app.core.models import Assignment, AssignmentStatus, User, utcnow
+    from ra_app.core.tasks import claim_next
     from ra_app.extensions import db
-    from ra_app.models import Assignment, AssignmentStatus, User, utcnow
-    from ra_app.review.tasks import claim_next
 
     latencies, ids, errors = [], [], []
     with app.app_context():
@@ -309,8 +309,8 @@ run_claimers.children_cpu = 0.0
 def check_no_double_claims(app, runs: list[dict]) -> dict:
     """Each claimed id once in memory; in the database, as many non-pending rows as claims,
     each held by the reviewer that claimed it."""
+    from ra_app.core.models import Assignment, AssignmentStatus
     from ra_app.extensions import db
-    from ra_app.models import Assignment, AssignmentStatus
 
     ids = [i for run in runs for i in run["_ids"]]
     owner = {i: uid for run in runs for uid, task_ids in run["_by_user"].items() for i in task_ids}

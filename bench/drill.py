@@ -178,8 +178,8 @@ class Drill:
         self.procs = [*self.workers, Proc("dispatcher", dispatcher, env, self.logs).start()]
 
     def samples_in(self, *states) -> int:
+        from ra_app.core.models import Sample
         from ra_app.extensions import db
-        from ra_app.models import Sample
 
         with self.app().app_context():
             query = sa.select(sa.func.count()).select_from(Sample)
@@ -188,7 +188,7 @@ class Drill:
             return db.session.scalar(query)
 
     def ingest_and_transcribe(self) -> None:
-        from ra_app.states import ProcessingState as S
+        from ra_app.core.states import ProcessingState as S
 
         folder = str(self.work / "audio")
         while self.samples_in() < self.count:  # an operator runs it again until all are in
@@ -200,8 +200,8 @@ class Drill:
 
     def learn_renditions(self) -> None:
         """What the fake Gemini will hear: each sample's browser rendition, sent inline."""
+        from ra_app.core.models import Sample, Source
         from ra_app.extensions import db
-        from ra_app.models import Sample, Source
 
         with self.app().app_context():
             for sample in db.session.scalars(sa.select(Sample).join(Source)):
@@ -212,8 +212,8 @@ class Drill:
 
     def open_batch(self) -> None:
         from ra_app.admin import batches
+        from ra_app.core.models import TaskType, User
         from ra_app.extensions import db
-        from ra_app.models import TaskType, User
 
         with self.app().app_context():
             people = db.session.scalars(sa.select(User).where(User.email.in_(REVIEWERS))).all()
@@ -224,8 +224,8 @@ class Drill:
 
     def busy(self) -> set[int]:
         """The pool processes running a stage now (a job run's worker is host:pid)."""
+        from ra_app.core.models import JobRun, JobStatus
         from ra_app.extensions import db
-        from ra_app.models import JobRun, JobStatus
 
         try:
             with self.app().app_context():
@@ -237,7 +237,7 @@ class Drill:
         return {int(w.rsplit(":", 1)[1]) for w in workers if w}
 
     def run(self) -> dict:
-        from ra_app.states import ProcessingState as S
+        from ra_app.core.states import ProcessingState as S
 
         self.truth_by_sample: dict[str, list[dict]] = {}
         self.prepare()
@@ -289,8 +289,8 @@ class Drill:
 
     def settle(self, timeout: float = 60) -> None:
         """Let work in flight end (a killed stage's redelivery, a lease running out)."""
+        from ra_app.core.models import JobRun, JobStatus
         from ra_app.extensions import db
-        from ra_app.models import JobRun, JobStatus
 
         def quiet():
             with self.app().app_context():

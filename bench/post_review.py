@@ -87,12 +87,12 @@ def speech(minutes: float, seed: int = 7) -> tuple[np.ndarray, list[dict]]:
 
 def reviewed_sample(app, pcm, sentences, title: str, aligned: bool):
     """The recording as the review app leaves it: reviewed (and, if asked, aligned)."""
-    from pipeline.storage import local_storage
-    from pipeline.wav import write_wav
+    from ra_app.core.models import Origin, Sample, Source, SourceKind, WordAlignment
+    from ra_app.core.revisions import write_revisions
+    from ra_app.core.states import ProcessingState as S
+    from ra_app.core.storage import local_storage
+    from ra_app.core.wav import write_wav
     from ra_app.extensions import db
-    from ra_app.models import Origin, Sample, Source, SourceKind, WordAlignment
-    from ra_app.revisions import write_revisions
-    from ra_app.states import ProcessingState as S
 
     sample_id = uuid.uuid4()
     key = f"samples/{sample_id}"
@@ -149,10 +149,10 @@ def approve_segments(sample_id) -> None:
     """What the segment reviewers' approval leaves: tasks approved, segments reviewed."""
     import sqlalchemy as sa
 
+    from ra_app.core.models import Assignment, AssignmentStatus, Sample, TaskType
+    from ra_app.core.states import ProcessingState as S
+    from ra_app.core.states import transition
     from ra_app.extensions import db
-    from ra_app.models import Assignment, AssignmentStatus, Sample, TaskType
-    from ra_app.states import ProcessingState as S
-    from ra_app.states import transition
 
     db.session.execute(
         sa.update(Assignment)
@@ -184,8 +184,8 @@ def main() -> None:
 
 def run(app, minutes: float, audio_s: float) -> dict:
     from pipeline.stages import denoise, export, segment
+    from ra_app.core.models import Segment, TaskType
     from ra_app.extensions import db
-    from ra_app.models import Segment, TaskType
 
     print(f"making a {minutes:g}-minute reviewed recording …")
     pcm, sentences = speech(minutes)

@@ -236,12 +236,12 @@ def machine_rows(duration_s: float, every_s: float = 4.0) -> list[dict]:
 def seed(app, audio: dict[int, Path], window_start_s: float) -> dict:
     """Ingest, transcribe and assign; returns {name: facts of the task to open}."""
     from pipeline.stages.ingest import Recording, ingest
-    from pipeline.storage import local_storage
+    from ra_app.core.models import Origin, Sample, SourceKind, TaskType, User
+    from ra_app.core.revisions import write_revisions
+    from ra_app.core.states import ProcessingState, transition
+    from ra_app.core.storage import local_storage
+    from ra_app.core.tasks import create_tasks, start
     from ra_app.extensions import db
-    from ra_app.models import Origin, Sample, SourceKind, TaskType, User
-    from ra_app.review.tasks import create_tasks, start
-    from ra_app.revisions import write_revisions
-    from ra_app.states import ProcessingState, transition
 
     tasks = {}
     with app.app_context():
@@ -301,15 +301,16 @@ def seed(app, audio: dict[int, Path], window_start_s: float) -> dict:
 
 def server_side_parts(app, tasks: dict, budget_s: float = 5.0) -> dict:
     """In-process: what building each task page's data costs, with the page's WER/CER score
-    (`text.score_revision`) timed apart. Shortest text first; a score whose time, extrapolated
+    (`scoring.score_revision`) timed apart. Shortest text first; a score whose time, extrapolated
     from the previous one as O(chars²), would pass `budget_s` is estimated, not run."""
+    from ra_app.core import scoring
+    from ra_app.core.models import Assignment, User
     from ra_app.extensions import db
-    from ra_app.models import Assignment, User
-    from ra_app.review import page, text
+    from ra_app.review import page
 
     urls = {k: "/x" for k in ("audio", "peaks", "analysis", "draft", "submit", "touch", "queue")}
     out = {}
-    real_score = text.score_revision
+    real_score = scoring.score_revision
     last = None  # (chars, seconds) of the last score timed
     with app.app_context():
         user = db.session.scalar(db.select(User).where(User.email == REVIEWER))

@@ -58,8 +58,7 @@ def machine_rows(duration_s: float, every_s: float = 4.0) -> list[dict]:
 
 def seed(app, n_users: int) -> dict[str, str]:
     """Users and their tasks; returns {email: the task id they hold}."""
-    from ra_app.extensions import db
-    from ra_app.models import (
+    from ra_app.core.models import (
         Assignment,
         AssignmentStatus,
         Origin,
@@ -69,9 +68,10 @@ def seed(app, n_users: int) -> dict[str, str]:
         TaskType,
         User,
     )
-    from ra_app.review.tasks import start
-    from ra_app.revisions import write_revisions
-    from ra_app.states import ProcessingState
+    from ra_app.core.revisions import write_revisions
+    from ra_app.core.states import ProcessingState
+    from ra_app.core.tasks import start
+    from ra_app.extensions import db
 
     windows = int(SAMPLE_S // WINDOW_S)
     held = {}

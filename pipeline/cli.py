@@ -8,8 +8,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ra_app.admin.services import samples_per_state
+from ra_app.core.models import JobRun, JobStatus, OutboxMessage
 from ra_app.extensions import db
-from ra_app.models import JobRun, JobStatus, OutboxMessage
 
 
 @click.group("pipeline", help="Pipeline stages and their state.")
@@ -114,7 +114,7 @@ def stage_options(command):
 def select_samples(sample_id, batch: bool, limit: int, waiting) -> list:
     """The samples a stage command works on: one by id, or up to `limit` of those matching
     `waiting` (a SQLAlchemy condition on Sample), oldest first."""
-    from ra_app.models import Sample
+    from ra_app.core.models import Sample
 
     if sample_id is None and not batch:
         raise click.UsageError("give --sample-id ID or --batch [--limit N]")

@@ -2,7 +2,7 @@
 finds work that was lost on the way.
 
 One loop, one process per installation (more are safe: rows are taken with SKIP LOCKED):
-- send unsent outbox rows (ra_app/outbox.py), woken at once by the Postgres NOTIFY of the
+- send unsent outbox rows (ra_app/core/outbox.py), woken at once by the Postgres NOTIFY of the
   transaction that wrote them, else every `poll_s`;
 - every `sweep_s`, the sweeper:
   * sends again a row whose task never reached a worker or whose worker and redelivery were
@@ -26,11 +26,11 @@ from threading import Event
 import sqlalchemy as sa
 from flask import current_app
 
-from ra_app.clock import as_utc, db_now
+from ra_app.core.clock import as_utc, db_now
+from ra_app.core.flow import WAITING_ON_A_STAGE, follow_up, next_task
+from ra_app.core.models import FailureClass, JobRun, JobStatus, OutboxMessage, Sample
+from ra_app.core.outbox import CHANNEL, send_pending
 from ra_app.extensions import db
-from ra_app.flow import WAITING_ON_A_STAGE, follow_up, next_task
-from ra_app.models import FailureClass, JobRun, JobStatus, OutboxMessage, Sample
-from ra_app.outbox import CHANNEL, send_pending
 
 from .retries import backoff_seconds, max_attempts
 

@@ -18,7 +18,7 @@ from celery.result import AsyncResult
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ra_app.models import SourceKind
+from ra_app.core.models import SourceKind
 
 from .errors import StageError, is_permanent
 from .stages.ingest import Recording, ingest

@@ -33,9 +33,9 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from ra_app.clock import as_utc, db_now
+from ra_app.core.clock import as_utc, db_now
+from ra_app.core.models import FailureClass, JobRun, JobStatus
 from ra_app.extensions import db
-from ra_app.models import FailureClass, JobRun, JobStatus
 
 from .errors import is_permanent
 

@@ -17,8 +17,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ra_app.models import Sample, TaskType
-from ra_app.states import ProcessingState as S
+from ra_app.core.models import Sample, TaskType
+from ra_app.core.states import ProcessingState as S
 
 from .cli import select_samples, stage_options
 from .errors import StageError
@@ -67,7 +67,7 @@ def segment_cmd(sample_id, batch: bool, limit: int, dry_run: bool):
     """Cut samples into 10–30 s segments at pauses (queue cpu). --batch takes aligned
     samples, and reviewed ones too when alignment is not wanted (ALIGN_ENABLED off, or auto
     with no gpu worker seen)."""
-    from ra_app.flow import alignment_wanted
+    from ra_app.core.flow import alignment_wanted
 
     from .stages import segment
     from .tasks import segment_sample

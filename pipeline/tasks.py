@@ -1,7 +1,7 @@
 """Celery tasks: thin wrappers that claim, call a stage, and record the job run.
 
 Tasks receive ids and plain JSON, never objects, and are named `pipeline.<stage>…` so that
-`pipeline.queues.task_routes` sends each to its stage's queue.
+`ra_app.core.queues.task_routes` sends each to its stage's queue.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 from flask import current_app
 
+from ra_app.core.models import JobRun, JobStatus, SourceKind
+from ra_app.core.storage import local_storage, s3_storage
 from ra_app.extensions import db
-from ra_app.models import JobRun, JobStatus, SourceKind
 
 from .errors import PermanentError, is_permanent
 from .jobs import ClaimLost, ClaimTaken, stage_run, worker_name
@@ -26,7 +27,6 @@ from .retries import backoff_seconds, max_attempts
 from .stages import youtube
 from .stages.ingest import Recording, duplicate, find_existing, ingest
 from .stages.local_files import ingest_archive_members
-from .storage import local_storage, s3_storage
 
 log = get_task_logger(__name__)
 
@@ -236,7 +236,7 @@ def gemini_repair(self, sample_id: str, model: str | None = None):
 # align (queue gpu) -> segment (cpu) -> human segment review -> denoise (cpu, or gpu with
 # DeepFilterNet) -> export (io); backup (io). Each task claims (stage, sample), runs its
 # stage from pipeline/stages/, and records the job run; a stage that moves its sample on
-# queues the next one in the same commit (ra_app/flow.py). GPU tasks hold a model per worker
+# queues the next one in the same commit (ra_app/core/flow.py). GPU tasks hold a model per worker
 # process: run GPU workers with one process and one message at a time,
 #     celery -A celery_worker worker -Q gpu -c 1 --prefetch-multiplier 1
 # The stage modules are imported inside the tasks so this module's import stays light.

@@ -1,6 +1,6 @@
 """Celery workers stamp themselves in `workers` while they run: their name, the queues they
 consume, when they were last seen. The flow asks it whether anyone serves the gpu queue
-(ra_app/flow.py), so alignment is queued only where a worker will take it."""
+(ra_app/core/flow.py), so alignment is queued only where a worker will take it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ra_app.clock import db_now
+from ra_app.core.clock import db_now
+from ra_app.core.models import WorkerSeen
 from ra_app.extensions import db
-from ra_app.models import WorkerSeen
 
 log = logging.getLogger(__name__)
 STAMP_EVERY_S = 30.0

@@ -47,7 +47,7 @@ def _ensure_dirs(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import models  # noqa: F401  (the models must be known to Alembic)
+    from .core import models  # noqa: F401  (the models must be known to Alembic)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .auth.services import find_user, normalize_email
+from .core.models import Role, User
 from .extensions import db
-from .models import Role, User
 
 MIN_PASSWORD_LENGTH = 8
 

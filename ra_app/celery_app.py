@@ -7,7 +7,7 @@ from celery import Celery, Task
 from flask import Flask
 from kombu import Queue
 
-from pipeline.queues import QUEUES, task_routes
+from .core.queues import QUEUES, task_routes
 
 
 def celery_init_app(app: Flask) -> Celery:

@@ -11,8 +11,8 @@ from flask.cli import with_appcontext
 
 from .accounts import AccountError, create_account, reset_password, set_active, set_role
 from .auth.services import find_user, normalize_email
+from .core.models import Role, User
 from .extensions import db
-from .models import Role, User
 
 ROLE_CHOICE = click.Choice([r.value for r in Role])
 

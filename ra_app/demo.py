@@ -16,11 +16,11 @@ import sqlalchemy as sa
 
 from pipeline.stages.ingest import Recording, ingest
 
+from .core.models import Origin, Sample, Segment, SourceKind, TaskType, User
+from .core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
+from .core.states import ProcessingState, transition
+from .core.tasks import create_tasks
 from .extensions import db
-from .models import Origin, Sample, Segment, SourceKind, TaskType, User
-from .review.tasks import create_tasks
-from .revisions import latest_transcript, latest_translation, rows_of, write_revisions
-from .states import ProcessingState, transition
 
 GAP_S = 0.6
 RATE = 16000

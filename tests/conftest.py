@@ -13,9 +13,9 @@ from flask_migrate import upgrade
 
 from config import TestConfig, celery_settings
 from ra_app import create_app
+from ra_app.core.models import Role, Sample, Source, SourceKind, User
+from ra_app.core.states import ProcessingState
 from ra_app.extensions import db
-from ra_app.models import Role, Sample, Source, SourceKind, User
-from ra_app.states import ProcessingState
 
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -228,7 +228,7 @@ def gpu_worker_seen(app):
 def embedded_app(tmp_path):
     """The embedded mode as `scripts/run.sh` starts it: SQLite under the instance folder,
     tasks in-process, no broker (migrated with `flask db upgrade`)."""
-    from ra_app.outbox import wait_idle
+    from ra_app.core.outbox import wait_idle
 
     app = make_app(
         f"sqlite:///{tmp_path / 'embedded.sqlite3'}",

@@ -40,7 +40,7 @@ import pytest
 
 from pipeline.gemini.ratelimit import shared_store
 from pipeline.stages.ingest import Recording, ingest
-from ra_app.models import SourceKind
+from ra_app.core.models import SourceKind
 
 from . import audio
 

@@ -6,11 +6,11 @@ import uuid
 from pathlib import Path
 
 from pipeline.stages.ingest import Recording, ingest
+from ra_app.core.models import Origin, Sample, SourceKind, TaskType, User
+from ra_app.core.revisions import write_revisions
+from ra_app.core.states import ProcessingState, transition
+from ra_app.core.tasks import claim_next, create_tasks
 from ra_app.extensions import db
-from ra_app.models import Origin, Sample, SourceKind, TaskType, User
-from ra_app.review.tasks import claim_next, create_tasks
-from ra_app.revisions import write_revisions
-from ra_app.states import ProcessingState, transition
 
 from . import audio
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from pipeline.jobs import claim, finish
+from ra_app.core.models import FailureClass, JobRun, JobStatus, Role, User, utcnow
 from ra_app.extensions import db
-from ra_app.models import FailureClass, JobRun, JobStatus, Role, User, utcnow
 
 from .conftest import csrf_token_from
 
@@ -139,7 +139,7 @@ def test_the_dashboard_shows_work_waiting_for_the_dispatcher_and_the_workers_que
     app, client, auth, admin
 ):
     from pipeline.workers import stamp
-    from ra_app.outbox import enqueue
+    from ra_app.core.outbox import enqueue
 
     with app.app_context():
         enqueue("pipeline.selftest", kwargs={"subject": "waiting"})
@@ -188,7 +188,7 @@ def test_retry_sends_the_same_call_again(app, client, auth, admin, io_worker, di
 
 def test_admin_edits_the_lexicon_and_the_prompt_follows(app, client, auth, admin):
     from pipeline.gemini.lexicon import glossary
-    from ra_app.models import LexiconTerm
+    from ra_app.core.models import LexiconTerm
 
     auth.login(admin.email)
     csrf = token(client, "/admin/lexicon")

@@ -17,9 +17,8 @@ from celery.contrib.testing.worker import start_worker
 from pipeline.errors import TransientError
 from pipeline.stages import align
 from pipeline.tasks import align_sample
-from ra_app.extensions import db
-from ra_app.flow import advance, next_task
-from ra_app.models import (
+from ra_app.core.flow import advance, next_task
+from ra_app.core.models import (
     FailureClass,
     JobRun,
     JobStatus,
@@ -29,8 +28,9 @@ from ra_app.models import (
     WorkerSeen,
     utcnow,
 )
-from ra_app.review.text import word_languages
-from ra_app.states import ProcessingState as S
+from ra_app.core.states import ProcessingState as S
+from ra_app.core.text import word_languages
+from ra_app.extensions import db
 
 from .test_segment import RATE, stored_sample
 from .workers import wait_for

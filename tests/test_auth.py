@@ -5,8 +5,8 @@ from flask import url_for
 
 from config import ProdConfig, celery_settings
 from ra_app.accounts import reset_password, set_role
+from ra_app.core.models import Role, User
 from ra_app.extensions import db
-from ra_app.models import Role, User
 
 from .conftest import PASSWORD, csrf_token_from
 

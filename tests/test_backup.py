@@ -17,8 +17,7 @@ from pipeline.jobs import claim, finish
 from pipeline.post_review_cli import backup_cmd, restore_cmd
 from pipeline.workers import stamp
 from ra_app.accounts import set_role
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     Batch,
@@ -37,9 +36,10 @@ from ra_app.models import (
     WordAlignment,
     utcnow,
 )
-from ra_app.outbox import enqueue
+from ra_app.core.outbox import enqueue
+from ra_app.core.revisions import latest_transcript, latest_translation, write_revisions
+from ra_app.extensions import db
 from ra_app.review.gold import set_gold
-from ra_app.revisions import latest_transcript, latest_translation, write_revisions
 
 from .conftest import make_app
 from .test_segment import RATE, stored_sample

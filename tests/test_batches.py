@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from werkzeug.datastructures import MultiDict
 
 from ra_app.admin import batches
+from ra_app.core.models import Assignment, AssignmentStatus, Batch, Role, TaskType, User
+from ra_app.core.states import ProcessingState
+from ra_app.core.tasks import claim_next
 from ra_app.extensions import db
-from ra_app.models import Assignment, AssignmentStatus, Batch, Role, TaskType, User
-from ra_app.review.tasks import claim_next
-from ra_app.states import ProcessingState
 
 from .conftest import csrf_token_from
 

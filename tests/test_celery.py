@@ -6,8 +6,8 @@ import sqlalchemy as sa
 
 from pipeline.jobs import claim
 from pipeline.tasks import selftest
+from ra_app.core.models import JobRun, JobStatus, utcnow
 from ra_app.extensions import db
-from ra_app.models import JobRun, JobStatus, utcnow
 
 from .conftest import REDIS_URL
 from .workers import thread_worker, worker_process

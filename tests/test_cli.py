@@ -1,7 +1,7 @@
 import sqlalchemy as sa
 
+from ra_app.core.models import Role, User
 from ra_app.extensions import db
-from ra_app.models import Role, User
 
 from .conftest import AuthActions
 
@@ -75,7 +75,7 @@ def test_demo_creates_accounts_and_a_batch_to_review_once(embedded_app):
     assert set(users(app)) == {"admin@demo.local", "reviewer@demo.local"}
     assert "password:" in first.output
     with app.app_context():
-        from ra_app.models import Assignment, TaskType
+        from ra_app.core.models import Assignment, TaskType
 
         tasks = db.session.scalars(sa.select(Assignment)).all()
         assert sorted(t.task_type for t in tasks) == sorted(TaskType)

@@ -16,12 +16,12 @@ from pipeline.errors import TransientError
 from pipeline.media import sha256_file
 from pipeline.stages import denoise
 from pipeline.stages.denoise import GateParams, denoised_audio_path, in_chunks, spectral_gate
-from pipeline.storage import local_storage
 from pipeline.tasks import denoise_sample
-from pipeline.wav import read_pcm, wav_info
+from ra_app.core.models import JobRun, JobStatus, Sample
+from ra_app.core.states import ProcessingState as S
+from ra_app.core.storage import local_storage
+from ra_app.core.wav import read_pcm, wav_info
 from ra_app.extensions import db
-from ra_app.models import JobRun, JobStatus, Sample
-from ra_app.states import ProcessingState as S
 
 from .conftest import REDIS_URL
 from .test_segment import RATE, stored_sample

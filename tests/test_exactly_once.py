@@ -16,9 +16,8 @@ import sqlalchemy as sa
 from pipeline import jobs
 from pipeline.jobs import ClaimLost, ClaimTaken, KeepAlive, claim, stage_run
 from pipeline.tasks import selftest
-from ra_app.extensions import db
-from ra_app.flow import follow_up
-from ra_app.models import (
+from ra_app.core.flow import follow_up
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     JobRun,
@@ -28,7 +27,8 @@ from ra_app.models import (
     TaskType,
     User,
 )
-from ra_app.states import ProcessingState as S
+from ra_app.core.states import ProcessingState as S
+from ra_app.extensions import db
 
 from .conftest import REDIS_URL
 from .test_denoise import as_pcm, voiced

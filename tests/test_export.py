@@ -17,10 +17,8 @@ from celery.contrib.testing.worker import start_worker
 from pipeline.post_review_cli import export_cmd, export_run_cmd
 from pipeline.stages import denoise, export
 from pipeline.stages.export import split_of, verify_checksums
-from pipeline.wav import read_pcm, wav_info
-from ra_app.extensions import db
-from ra_app.flow import follow_up
-from ra_app.models import (
+from ra_app.core.flow import follow_up
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     OutboxMessage,
@@ -30,8 +28,10 @@ from ra_app.models import (
     SourceKind,
     TaskType,
 )
-from ra_app.revisions import latest_transcript, latest_translation
-from ra_app.states import ProcessingState as S
+from ra_app.core.revisions import latest_transcript, latest_translation
+from ra_app.core.states import ProcessingState as S
+from ra_app.core.wav import read_pcm, wav_info
+from ra_app.extensions import db
 
 from .test_segment import RATE, stored_sample
 from .workers import wait_for

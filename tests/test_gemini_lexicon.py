@@ -9,9 +9,9 @@ from pipeline.gemini import lexicon
 from pipeline.gemini.lexicon import TermError, delete_term, learn_terms, list_terms, save_term
 from pipeline.gemini_cli import gemini_group
 from pipeline.tasks import gemini as gemini_task
+from ra_app.core.models import LexiconTerm, Origin, Sample
+from ra_app.core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
 from ra_app.extensions import db
-from ra_app.models import LexiconTerm, Origin, Sample
-from ra_app.revisions import latest_transcript, latest_translation, rows_of, write_revisions
 
 from .fake_gemini import audio_dir as audio_dir  # noqa: F401  (fixtures)
 from .fake_gemini import fake as fake  # noqa: F401

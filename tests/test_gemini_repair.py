@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from pipeline.gemini_cli import run_gemini_repair
 from pipeline.tasks import gemini as gemini_task
 from pipeline.tasks import gemini_repair as repair_task
+from ra_app.core.models import Origin, Sample, TranscriptRevision, TranslationRevision
+from ra_app.core.revisions import latest_transcript, latest_translation, rows_of
 from ra_app.extensions import db
-from ra_app.models import Origin, Sample, TranscriptRevision, TranslationRevision
-from ra_app.revisions import latest_transcript, latest_translation, rows_of
 
 from .fake_gemini import audio_dir as audio_dir  # noqa: F401  (fixtures)
 from .fake_gemini import fake as fake  # noqa: F401

@@ -15,8 +15,7 @@ from pipeline.gemini.keys import Key, KeyRing
 from pipeline.gemini.ratelimit import shared_store
 from pipeline.gemini_cli import gemini_group, run_gemini
 from pipeline.tasks import gemini as gemini_task
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     FailureClass,
     JobRun,
     JobStatus,
@@ -25,8 +24,9 @@ from ra_app.models import (
     TranscriptRevision,
     TranslationRevision,
 )
-from ra_app.revisions import latest_transcript, latest_translation, rows_of
-from ra_app.states import ProcessingState
+from ra_app.core.revisions import latest_transcript, latest_translation, rows_of
+from ra_app.core.states import ProcessingState
+from ra_app.extensions import db
 
 from .fake_gemini import (
     KEY_1,

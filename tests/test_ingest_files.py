@@ -11,9 +11,9 @@ import pytest
 import soundfile
 import sqlalchemy as sa
 
+from ra_app.core.models import FailureClass, JobRun, JobStatus, Origin, Sample, TranscriptRevision
+from ra_app.core.states import ProcessingState
 from ra_app.extensions import db
-from ra_app.models import FailureClass, JobRun, JobStatus, Origin, Sample, TranscriptRevision
-from ra_app.states import ProcessingState
 
 from . import audio
 

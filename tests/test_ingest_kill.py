@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from pipeline.stages.local_files import recording_for_file
 from pipeline.tasks import ingest_recording
+from ra_app.core.models import JobRun, JobStatus, Sample
 from ra_app.extensions import db
-from ra_app.models import JobRun, JobStatus, Sample
 
 from . import audio
 from .conftest import REDIS_URL

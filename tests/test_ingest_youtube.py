@@ -8,8 +8,8 @@ from yt_dlp.utils import DownloadError
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.stages.youtube import choose_subtitles, classify
+from ra_app.core.models import FailureClass, JobRun, JobStatus, Origin, Sample, TranscriptRevision
 from ra_app.extensions import db
-from ra_app.models import FailureClass, JobRun, JobStatus, Origin, Sample, TranscriptRevision
 
 from .test_ingest_files import summary
 from .ytserver import fake_site as fake_site  # noqa: F401  (fixture)

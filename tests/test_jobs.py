@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.jobs import ClaimLost, ClaimTaken, claim, heartbeat, stage_run
+from ra_app.core.models import FailureClass, JobRun, JobStatus, utcnow
 from ra_app.extensions import db
-from ra_app.models import FailureClass, JobRun, JobStatus, utcnow
 
 
 def runs(stage="segment"):
@@ -72,7 +72,7 @@ def test_stage_run_records_failures_and_rolls_back(app, make_user, error, failur
     with app.app_context():
         with pytest.raises(type(error)):
             with stage_run("segment", "s"):
-                from ra_app.models import User
+                from ra_app.core.models import User
 
                 db.session.add(User(email="half@made.org", password_hash="x"))
                 db.session.flush()
@@ -82,7 +82,7 @@ def test_stage_run_records_failures_and_rolls_back(app, make_user, error, failur
         assert record.failure_class is failure_class
         assert str(error) in record.error
         assert db.session.scalar(sa.select(sa.func.count()).select_from(JobRun)) == 1
-        from ra_app.models import User
+        from ra_app.core.models import User
 
         assert db.session.scalar(sa.select(User).where(User.email == "half@made.org")) is None
 

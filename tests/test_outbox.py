@@ -17,9 +17,8 @@ from celery.contrib.testing.worker import start_worker
 from config import celery_settings
 from pipeline.dispatch import requeue_waiting, resend_stalled
 from pipeline.jobs import claim, finish
-from ra_app.extensions import db
-from ra_app.flow import advance, follow_up
-from ra_app.models import (
+from ra_app.core.flow import advance, follow_up
+from ra_app.core.models import (
     FailureClass,
     JobRun,
     JobStatus,
@@ -27,8 +26,9 @@ from ra_app.models import (
     Sample,
     utcnow,
 )
-from ra_app.outbox import enqueue, send_pending, wait_idle
-from ra_app.states import ProcessingState as S
+from ra_app.core.outbox import enqueue, send_pending, wait_idle
+from ra_app.core.states import ProcessingState as S
+from ra_app.extensions import db
 
 from .conftest import AuthActions, make_app
 from .review_helpers import assign, make_review_sample
@@ -133,7 +133,7 @@ def test_a_submit_with_the_broker_down_answers_at_once_and_its_stage_runs_when_i
 def test_in_the_embedded_mode_a_failing_stage_is_a_failed_run_not_an_error_of_the_submit(
     embedded_app, tmp_path
 ):
-    from ra_app.models import Role, User
+    from ra_app.core.models import Role, User
 
     app = embedded_app
     with app.app_context():

@@ -1,7 +1,7 @@
 import re
 
 from ra_app.admin.services import samples_per_state
-from ra_app.states import ProcessingState
+from ra_app.core.states import ProcessingState
 
 
 def test_reviewer_home_has_an_honest_empty_state(client, auth, reviewer):

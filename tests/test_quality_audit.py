@@ -7,8 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from ra_app.admin import batches, quality
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     Origin,
     Role,
@@ -17,8 +16,9 @@ from ra_app.models import (
     TranscriptRevision,
     User,
 )
+from ra_app.core.revisions import latest_transcript, write_revisions
+from ra_app.extensions import db
 from ra_app.review.work import decide, submit
-from ra_app.revisions import latest_transcript, write_revisions
 
 from .conftest import csrf_token_from
 from .review_helpers import claim, make_review_sample

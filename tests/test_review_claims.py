@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from ra_app.core.models import Assignment, AssignmentStatus, Role, TaskType, User, utcnow
+from ra_app.core.tasks import claim_next, windows_of
 from ra_app.extensions import db
-from ra_app.models import Assignment, AssignmentStatus, Role, TaskType, User, utcnow
-from ra_app.review.tasks import claim_next, windows_of
 
 
 def make_tasks(app, sample_id, count, reviewer_id=None, task_type=TaskType.TRANSCRIPT_CORRECTION):

@@ -8,8 +8,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     Decision,
@@ -17,7 +16,8 @@ from ra_app.models import (
     TranscriptRevision,
     User,
 )
-from ra_app.review.tasks import release_expired_leases
+from ra_app.core.tasks import release_expired_leases
+from ra_app.extensions import db
 
 from .conftest import PASSWORD, AuthActions, csrf_token_from
 from .review_helpers import claim, make_review_sample

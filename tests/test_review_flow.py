@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     Decision,
@@ -17,8 +16,9 @@ from ra_app.models import (
     TranscriptRevision,
     TranslationRevision,
 )
-from ra_app.revisions import latest_transcript, latest_translation
-from ra_app.states import ProcessingState
+from ra_app.core.revisions import latest_transcript, latest_translation
+from ra_app.core.states import ProcessingState
+from ra_app.extensions import db
 
 from .conftest import csrf_token_from
 from .review_helpers import assign, claim, make_review_sample
@@ -111,7 +111,7 @@ def test_a_stale_submit_is_refused_and_the_draft_kept(
 ):
     task_id, sample_id = setup_task(app, tmp_path, reviewer.id)
     with app.app_context():  # someone else corrects the same stretch meanwhile
-        from ra_app.revisions import rows_of, write_revisions
+        from ra_app.core.revisions import rows_of, write_revisions
 
         sample = db.session.get(Sample, sample_id)
         rows = rows_of(latest_transcript(sample_id), latest_translation(sample_id))
@@ -256,7 +256,7 @@ def test_segmentation_enforces_the_length_rule_and_carries_text(
             ProcessingState.REVIEWED,
             ProcessingState.SEGMENTED,
         ):
-            from ra_app.states import transition
+            from ra_app.core.states import transition
 
             transition(sample, state)
         db.session.commit()

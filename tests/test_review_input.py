@@ -11,8 +11,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     Sample,
@@ -21,10 +20,11 @@ from ra_app.models import (
     User,
     utcnow,
 )
-from ra_app.review.tasks import start
-from ra_app.revisions import latest_translation
+from ra_app.core.revisions import latest_translation
+from ra_app.core.states import ProcessingState, transition
+from ra_app.core.tasks import start
+from ra_app.extensions import db
 from ra_app.security import HEADERS
-from ra_app.states import ProcessingState, transition
 
 from .review_helpers import assign, claim, make_review_sample
 from .test_review_flow import make_segments, page_token, post_json, setup_task
@@ -218,8 +218,8 @@ def test_a_forced_transcript_submit_keeps_a_concurrent_translation_review(app, m
 def test_a_gold_task_looks_and_answers_like_any_other(app, client, auth, reviewer, tmp_path):
     """The page carries nothing of the gold answer (not even through the sample's
     segments), and the page data and the submit's answer have the same shape."""
-    from ra_app.models import Origin, TranscriptRevision
-    from ra_app.revisions import write_revisions
+    from ra_app.core.models import Origin, TranscriptRevision
+    from ra_app.core.revisions import write_revisions
 
     with app.app_context():
         gold_sample = make_review_sample(tmp_path, duration_s=9.0, title="vàng", freq=440)

@@ -16,10 +16,7 @@ from pipeline.errors import PermanentError
 from pipeline.stages import segment
 from pipeline.stages.ingest import Recording, ingest
 from pipeline.stages.segment import Unit, Vad, plan_segments
-from pipeline.storage import local_storage
-from pipeline.wav import read_pcm, wav_info, write_wav
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     Origin,
     Sample,
@@ -29,9 +26,12 @@ from ra_app.models import (
     TaskType,
     WordAlignment,
 )
-from ra_app.revisions import latest_transcript, write_revisions
-from ra_app.states import ProcessingState as S
-from ra_app.states import transition
+from ra_app.core.revisions import latest_transcript, write_revisions
+from ra_app.core.states import ProcessingState as S
+from ra_app.core.states import transition
+from ra_app.core.storage import local_storage
+from ra_app.core.wav import read_pcm, wav_info, write_wav
+from ra_app.extensions import db
 
 RATE = 16_000
 TOLERANCE_S = 0.05
@@ -368,7 +368,7 @@ def test_a_master_that_is_not_what_ingestion_recorded_fails_for_good(
     app, tmp_path, damage, code
 ):
     from pipeline.jobs import stage_run
-    from ra_app.models import FailureClass, JobRun, JobStatus
+    from ra_app.core.models import FailureClass, JobRun, JobStatus
 
     speech = speak(tmp_path / "talk.wav", LENGTHS[:5], PAUSES[:4], seed=7)
     with app.app_context():

@@ -10,8 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from ra_app.admin import batches
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     Decision,
@@ -22,9 +21,10 @@ from ra_app.models import (
     User,
     utcnow,
 )
+from ra_app.core.revisions import latest_transcript, latest_translation
+from ra_app.core.states import ProcessingState, transition
+from ra_app.extensions import db
 from ra_app.review import staging
-from ra_app.revisions import latest_transcript, latest_translation
-from ra_app.states import ProcessingState, transition
 
 from .review_helpers import claim, make_review_sample
 from .test_review_flow import make_segments, page_token, post_json
@@ -250,7 +250,7 @@ def test_review_share_and_who_may_take_a_second_review(app, make_user, tmp_path)
 def test_an_expired_second_review_returns_to_the_pool_unheard(app, make_user, tmp_path):
     from datetime import timedelta
 
-    from ra_app.models import utcnow
+    from ra_app.core.models import utcnow
 
     a = make_user("a@example.com")
     b = make_user("b@example.com")

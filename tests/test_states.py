@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ra_app.states import TRANSITIONS, IllegalTransition, ProcessingState, transition
+from ra_app.core.states import TRANSITIONS, IllegalTransition, ProcessingState, transition
 
 S = ProcessingState
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ra_app.review import text as T
+from ra_app.core import scoring
+from ra_app.core import text as T
 
 
 def nfd(s: str) -> str:
@@ -99,9 +100,9 @@ def test_word_key(token, key):
         lambda s: " ".join(T.tokenize(s)),
         lambda s: " ".join(T.word_core(t) for t in T.tokenize(s)),
         lambda s: " ".join(w["text"] for w in T.word_languages(s)),
-        lambda s: " ".join(op["human"] for op in T.word_diff("", s)),
-        lambda s: " ".join(op["machine"] for op in T.word_diff(s, "x")),
-        T.normalize_for_scoring,  # may move a tone mark (hòa -> hoà) but never drops one
+        lambda s: " ".join(op["human"] for op in scoring.word_diff("", s)),
+        lambda s: " ".join(op["machine"] for op in scoring.word_diff(s, "x")),
+        scoring.normalize_for_scoring,  # may move a tone mark (hòa -> hoà) but never drops one
     ],
     ids=["nfc", "tokenize", "word_core", "word_languages", "diff_human", "diff_machine", "norm"],
 )
@@ -397,7 +398,7 @@ def test_share_and_switches_follow_overrides():
     ],
 )
 def test_normalize_for_scoring(raw, expected):
-    assert T.normalize_for_scoring(raw) == expected
+    assert scoring.normalize_for_scoring(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -405,9 +406,9 @@ def test_normalize_for_scoring(raw, expected):
     [("Đà Nẵng", "Da Nang"), ("mình", "minh"), ("mà", "má"), ("ma", "mạ"), ("đi", "di")],
 )
 def test_diacritics_matter(a, b):
-    assert T.normalize_for_scoring(a) != T.normalize_for_scoring(b)
-    assert T.wer(a, b) > 0
-    assert T.cer(a, b) > 0
+    assert scoring.normalize_for_scoring(a) != scoring.normalize_for_scoring(b)
+    assert scoring.wer(a, b) > 0
+    assert scoring.cer(a, b) > 0
 
 
 # --- WER / CER ------------------------------------------------------------------------------
@@ -418,13 +419,13 @@ def test_diacritics_matter(a, b):
     [("kitten", "sitting", 3), ("", "abc", 3), ("abc", "", 3), ("abc", "abc", 0), ("ab", "ba", 2)],
 )
 def test_edit_distance(a, b, distance):
-    assert T.edit_distance(a, b) == distance
-    assert T.edit_distance(b, a) == distance
-    assert T.edit_distance(list(a), list(b)) == distance
+    assert scoring.edit_distance(a, b) == distance
+    assert scoring.edit_distance(b, a) == distance
+    assert scoring.edit_distance(list(a), list(b)) == distance
 
 
 def test_edit_distance_over_words():
-    assert T.edit_distance("anh ấy đi họp".split(), "anh đi meeting rồi".split()) == 3
+    assert scoring.edit_distance("anh ấy đi họp".split(), "anh đi meeting rồi".split()) == 3
 
 
 @pytest.mark.parametrize(
@@ -448,21 +449,21 @@ def test_edit_distance_over_words():
     ],
 )
 def test_wer_cer(reference, hypothesis, expected_wer, expected_cer):
-    assert T.wer(reference, hypothesis) == pytest.approx(expected_wer)
-    assert T.cer(reference, hypothesis) == pytest.approx(expected_cer)
+    assert scoring.wer(reference, hypothesis) == pytest.approx(expected_wer)
+    assert scoring.cer(reference, hypothesis) == pytest.approx(expected_cer)
 
 
 def test_wer_handles_long_texts():
     reference = " ".join(["anh"] * 3000)
     hypothesis = " ".join(["anh"] * 2990 + ["em"] * 10)
-    assert T.wer(reference, hypothesis) == pytest.approx(10 / 3000)
+    assert scoring.wer(reference, hypothesis) == pytest.approx(10 / 3000)
 
 
 # --- word_diff ------------------------------------------------------------------------------
 
 
 def test_word_diff_shows_the_original_tokens():
-    ops = T.word_diff(
+    ops = scoring.word_diff(
         "Hôm nay mình review cái laptop này.", "Hôm nay mình sẽ review cái máy tính này"
     )
     assert ops == [
@@ -514,7 +515,7 @@ def test_word_diff_shows_the_original_tokens():
     ],
 )
 def test_word_diff(machine, human, expected):
-    assert T.word_diff(machine, human) == expected
+    assert scoring.word_diff(machine, human) == expected
 
 
 # --- score_revision -------------------------------------------------------------------------
@@ -529,7 +530,7 @@ def test_score_revision():
         {"start": 0.0, "end": 1.6, "text": "Hôm nay mình sẽ review cái laptop"},
         {"start": 1.6, "end": 3.0, "text": "nói chung là performance khá ổn"},
     ]
-    assert T.score_revision(machine, human) == {
+    assert scoring.score_revision(machine, human) == {
         "wer": pytest.approx(1 / 13),
         "cer": pytest.approx(2 / 53),  # "sẽ" of 27 + 26 letters
         "words_machine": 12,
@@ -538,14 +539,14 @@ def test_score_revision():
 
 
 def test_score_revision_empty_and_unchanged():
-    assert T.score_revision([], []) == {
+    assert scoring.score_revision([], []) == {
         "wer": 0.0,
         "cer": 0.0,
         "words_machine": 0,
         "words_human": 0,
     }
     sentences = [{"start": 0, "end": 1, "text": nfd("Đà Nẵng")}, {"start": 1, "end": 2, "text": ""}]
-    assert T.score_revision(sentences, [{"start": 0, "end": 2, "text": "đà nẵng"}]) == {
+    assert scoring.score_revision(sentences, [{"start": 0, "end": 2, "text": "đà nẵng"}]) == {
         "wer": 0.0,
         "cer": 0.0,
         "words_machine": 2,
@@ -557,7 +558,7 @@ def test_module_imports_without_wordfreq():
     """With wordfreq missing the module still imports and guesses with its fallback."""
     code = (
         "import sys; sys.modules['wordfreq'] = None\n"
-        "from ra_app.review import text as T\n"
+        "from ra_app.core import text as T\n"
         "assert T._zipf is None\n"
         "print(' '.join(w['lang'] for w in T.word_languages('cho mình xin cái link nha')))\n"
     )

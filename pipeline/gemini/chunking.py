@@ -29,7 +29,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ra_app.review.text import normalize_for_scoring
+from ra_app.core.scoring import normalize_for_scoring
 
 from .. import media
 from ..errors import PermanentError

@@ -24,7 +24,7 @@ Rules, with the config setting of each threshold:
 | `beyond_end`                     | it ends more than GEMINI_FLAG_END_TOLERANCE_SECONDS   |
 |                                  | after the end of the audio                            |
 
-English words are found with `ra_app.review.text.word_languages`, the same vi/en tagging
+English words are found with `ra_app.core.text.word_languages`, the same vi/en tagging
 the review pages show, so context decides the words valid in both languages.
 """
 
@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ra_app.review.text import nfc, word_core, word_key, word_languages
+from ra_app.core.text import nfc, word_core, word_key, word_languages
 
 TRANSLATION_RULES = frozenset(
     {"empty_translation", "english_untranslated", "length_ratio", "sentence_count"}

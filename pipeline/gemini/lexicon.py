@@ -1,7 +1,7 @@
 """The lexicon: terms reviewers correct again and again, edited by admins, given to Gemini.
 
 `learn_terms` compares each human revision with the machine draft it corrected, word by
-word (`ra_app.review.text.word_diff`), and counts the words reviewers put in (replaced or
+word (`ra_app.core.scoring.word_diff`), and counts the words reviewers put in (replaced or
 inserted) per term: in transcripts these become `vocabulary` (spell it this way), in
 translations an English word a reviewer put back becomes `keep_english`. Terms corrected at
 least GEMINI_LEXICON_MIN_CORRECTIONS times are added unapproved; an admin approves, edits
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ra_app.core.models import LexiconTerm, Origin, TranscriptRevision, TranslationRevision
+from ra_app.core.scoring import word_diff
+from ra_app.core.text import guess_language, nfc, word_core, word_key
 from ra_app.extensions import db
-from ra_app.models import LexiconTerm, Origin, TranscriptRevision, TranslationRevision
-from ra_app.review.text import guess_language, nfc, word_core, word_diff, word_key
 
 from .prompt import Glossary
 

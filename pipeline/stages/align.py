@@ -8,7 +8,7 @@ ALIGN_DEVICE; weights are never fetched by a task (`requirements-gpu-align.txt` 
 GPU host gets them beforehand).
 
 Code-switched text: every sentence is aligned with the model of its majority language (the
-per-word tags of `ra_app.review.text.word_languages`, which honour the reviewer's overrides;
+per-word tags of `ra_app.core.text.word_languages`, which honour the reviewer's overrides;
 a tie goes to Vietnamese, the matrix language). WhisperX aligns a sentence character by
 character; words it cannot time (digits, symbols: no character in the model's alphabet) come
 back without start/end/score. Those, and words WhisperX filled in itself (times but no
@@ -26,16 +26,16 @@ import numpy as np
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.flow import advance
+from ra_app.core.models import Sample, TranscriptRevision, WordAlignment
+from ra_app.core.revisions import latest_transcript
+from ra_app.core.states import ProcessingState
+from ra_app.core.text import tokenize, word_core, word_languages
+from ra_app.core.wav import read_pcm
 from ra_app.extensions import db
-from ra_app.flow import advance
-from ra_app.models import Sample, TranscriptRevision, WordAlignment
-from ra_app.review.text import tokenize, word_core, word_languages
-from ra_app.revisions import latest_transcript
-from ra_app.states import ProcessingState
 
 from ..errors import PermanentError, TransientError
 from ..master import open_master
-from ..wav import read_pcm
 from .segment import get_sample, outcome
 
 S = ProcessingState

@@ -36,15 +36,15 @@ import numpy as np
 from flask import current_app
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ra_app.core.flow import advance
+from ra_app.core.models import Sample
+from ra_app.core.states import ProcessingState
+from ra_app.core.storage import local_storage
+from ra_app.core.wav import PcmFile, WavWriter, read_pcm
 from ra_app.extensions import db
-from ra_app.flow import advance
-from ra_app.models import Sample
-from ra_app.states import ProcessingState
 
 from ..errors import TransientError
 from ..master import open_master
-from ..storage import local_storage
-from ..wav import PcmFile, WavWriter, read_pcm
 from .segment import frame_levels_db, get_sample, outcome
 
 S = ProcessingState

@@ -54,8 +54,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     JobRun,
@@ -71,14 +70,15 @@ from ra_app.models import (
     iso_utc,
     utcnow,
 )
-from ra_app.review.text import english_share, word_languages
-from ra_app.revisions import latest_transcript, latest_translation
-from ra_app.states import ProcessingState, transition
+from ra_app.core.revisions import latest_transcript, latest_translation
+from ra_app.core.states import ProcessingState, transition
+from ra_app.core.storage import LocalStorage
+from ra_app.core.text import english_share, word_languages
+from ra_app.core.wav import read_pcm, sample_index, write_wav
+from ra_app.extensions import db
 
 from ..jobs import ClaimTaken, stage_run
 from ..master import open_master
-from ..storage import LocalStorage
-from ..wav import read_pcm, sample_index, write_wav
 from .segment import get_sample, outcome
 
 S = ProcessingState

@@ -28,18 +28,18 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.models import Origin, Sample, TranscriptRevision
+from ra_app.core.revisions import write_revisions
+from ra_app.core.states import ProcessingState, transition
+from ra_app.core.storage import local_storage
+from ra_app.core.text import nfc
 from ra_app.extensions import db
-from ra_app.models import Origin, Sample, TranscriptRevision
-from ra_app.review.text import nfc
-from ra_app.revisions import write_revisions
-from ra_app.states import ProcessingState, transition
 
 from ..errors import PermanentError, StageError, TransientError
 from ..gemini import chunking, lexicon
 from ..gemini.detection import KeepList, Thresholds, detect
 from ..gemini.prompt import Glossary, prompt_version, system_instruction, transcribe_request
 from ..gemini.schema import BadReply, TranscriptReply, parse_reply
-from ..storage import local_storage
 
 STAGE = "gemini"
 

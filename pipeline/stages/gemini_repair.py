@@ -8,7 +8,7 @@ flags are cleared. Otherwise the old translation and its flags stay for the revi
 Timestamp flags are not the translation's to fix and are kept as they are.
 
 The result is a new translation revision (origin `gemini_repair`) that follows the same
-transcript revision. `ra_app.revisions.write_revisions` always writes a transcript revision
+transcript revision. `ra_app.core.revisions.write_revisions` always writes a transcript revision
 as well; the transcript did not change, and a copy of it labelled `gemini_repair` would give
 its sentences a false provenance, so this stage writes the translation revision alone
 (`write_translation_revision`). `latest_translation` keeps finding it, since it names the
@@ -21,11 +21,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.models import Origin, Sample, TranslationRevision
+from ra_app.core.revisions import latest, latest_transcript, rows_of, write_translation_revision
+from ra_app.core.states import ProcessingState
+from ra_app.core.text import nfc
 from ra_app.extensions import db
-from ra_app.models import Origin, Sample, TranslationRevision
-from ra_app.review.text import nfc
-from ra_app.revisions import latest, latest_transcript, rows_of, write_translation_revision
-from ra_app.states import ProcessingState
 
 from ..errors import TransientError
 from ..gemini import lexicon

@@ -18,13 +18,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.models import Origin, Sample, Source, SourceKind, TranscriptRevision
+from ra_app.core.states import ProcessingState
+from ra_app.core.storage import local_storage
 from ra_app.extensions import db
-from ra_app.models import Origin, Sample, Source, SourceKind, TranscriptRevision
-from ra_app.states import ProcessingState
 
 from .. import media
 from ..errors import PermanentError
-from ..storage import local_storage
 from ..subtitles import SubtitleError, load_subtitle_file
 
 SAMPLE_NAMESPACE = uuid.UUID("6f1f0c1e-5d0b-4c4e-9d7a-2b8f6c1d9e30")

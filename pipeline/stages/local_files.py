@@ -6,7 +6,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from ra_app.models import Origin, SourceKind
+from ra_app.core.models import Origin, SourceKind
 
 from ..errors import PermanentError
 from .ingest import Recording

@@ -45,9 +45,8 @@ import numpy as np
 import sqlalchemy as sa
 from flask import current_app
 
-from ra_app.clock import db_now
-from ra_app.extensions import db
-from ra_app.models import (
+from ra_app.core.clock import db_now
+from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
     JobRun,
@@ -57,15 +56,16 @@ from ra_app.models import (
     TaskType,
     WordAlignment,
 )
-from ra_app.review.tasks import create_tasks
-from ra_app.review.text import tokenize
-from ra_app.revisions import latest_transcript, latest_translation, rows_of
-from ra_app.states import ProcessingState, transition
+from ra_app.core.revisions import latest_transcript, latest_translation, rows_of
+from ra_app.core.states import ProcessingState, transition
+from ra_app.core.tasks import create_tasks
+from ra_app.core.text import tokenize
+from ra_app.core.wav import read_pcm
+from ra_app.extensions import db
 
 from ..errors import PermanentError, TransientError
 from ..master import open_master
 from ..media import SAMPLE_RATE
-from ..wav import read_pcm
 
 S = ProcessingState
 

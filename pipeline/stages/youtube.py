@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
-from ra_app.models import Origin, SourceKind
+from ra_app.core.models import Origin, SourceKind
 
 from ..errors import PermanentError, StageError, TransientError
 from .ingest import Recording

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..extensions import db
-from ..models import (
+from ..core import scoring
+from ..core.models import (
     Assignment,
     ReviewDecision,
     Sample,
@@ -16,8 +16,8 @@ from ..models import (
     TranscriptRevision,
     TranslationRevision,
 )
-from ..review import text
-from ..revisions import rows_of
+from ..core.revisions import rows_of
+from ..extensions import db
 
 KINDS = {"transcript": TranscriptRevision, "translation": TranslationRevision}
 
@@ -64,9 +64,9 @@ def compare(kind: str, older, newer) -> dict:
     return {
         "a_rows": a_rows,
         "b_rows": b_rows,
-        "diff": text.word_diff(a_text, b_text),
-        "wer": text.wer(b_text, a_text),
-        "cer": text.cer(b_text, a_text),
+        "diff": scoring.word_diff(a_text, b_text),
+        "wer": scoring.wer(b_text, a_text),
+        "cer": scoring.cer(b_text, a_text),
         "changed_rows": sum(
             1
             for i in range(max(len(a_rows), len(b_rows)))

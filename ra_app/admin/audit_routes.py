@@ -5,8 +5,8 @@ import uuid
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from ..core.models import Sample
 from ..extensions import db
-from ..models import Sample
 from ..review import gold
 from . import audit, bp, quality
 

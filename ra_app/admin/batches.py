@@ -9,8 +9,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from ..extensions import db
-from ..models import (
+from ..core.models import (
     Assignment,
     AssignmentStatus,
     Batch,
@@ -23,8 +22,9 @@ from ..models import (
     TranscriptRevision,
     User,
 )
-from ..review.tasks import create_tasks, release_expired_leases
-from ..states import ProcessingState
+from ..core.states import ProcessingState
+from ..core.tasks import create_tasks, release_expired_leases
+from ..extensions import db
 
 MODES = ("even", "weighted", "pool")
 ORDERS = {

@@ -2,7 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from ..models import Role
+from ..core.models import Role
 
 ROLE_CHOICES = [r.value for r in Role]
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from ..core.models import FailureClass, JobRun, JobStatus, OutboxMessage, WorkerSeen, utcnow
+from ..core.outbox import enqueue
 from ..extensions import db
-from ..models import FailureClass, JobRun, JobStatus, OutboxMessage, WorkerSeen, utcnow
-from ..outbox import enqueue
 
 
 def runs_per_stage() -> dict[str, dict[str, int]]:
@@ -44,7 +44,7 @@ def retry(run: JobRun) -> str:
 
 def queue_lengths() -> dict[str, int | str]:
     """Messages waiting per queue, read from the Redis broker."""
-    from pipeline.queues import QUEUES
+    from ..core.queues import QUEUES
 
     celery = current_app.extensions["celery"]
     if celery.conf.task_always_eager:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased, selectinload
 
-from ..extensions import db
-from ..models import (
+from ..core import scoring
+from ..core.models import (
     Assignment,
     AssignmentStatus,
     Decision,
@@ -19,8 +19,8 @@ from ..models import (
     TranscriptRevision,
     User,
 )
-from ..review import text
-from ..review.tasks import reviewed_text
+from ..core.tasks import reviewed_text
+from ..extensions import db
 
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
 
@@ -173,7 +173,7 @@ def gold_agreement(batch_id: int | None = None) -> list[dict]:
     for gold_id, group in itertools.groupby(tasks, key=lambda t: t.gold_revision_id):
         answers = list(group)
         texts = [reviewed_text((t.answer or {}).get("sentences", []), t.task_type) for t in answers]
-        pairs = [text.wer(a, b) for a, b in itertools.combinations(texts, 2)]
+        pairs = [scoring.wer(a, b) for a, b in itertools.combinations(texts, 2)]
         result.append(
             {
                 "revision": revisions[gold_id],

@@ -9,11 +9,20 @@ from markupsafe import Markup
 from pipeline.gemini import lexicon as lexicon_service
 
 from ..accounts import AccountError, create_account, reset_password, set_active, set_role
+from ..core.models import (
+    Batch,
+    JobRun,
+    Role,
+    SourceKind,
+    TaskType,
+    TranscriptRevision,
+    User,
+    utcnow,
+)
+from ..core.states import ProcessingState
+from ..core.tasks import claim_review
 from ..extensions import db
-from ..models import Batch, JobRun, Role, SourceKind, TaskType, TranscriptRevision, User, utcnow
 from ..review import gold
-from ..review.tasks import claim_review
-from ..states import ProcessingState
 from . import batches as batches_service
 from . import bp, pipeline, quality
 from .forms import NewUserForm

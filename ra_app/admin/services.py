@@ -4,9 +4,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from ..core.models import JobRun, JobStatus, Sample, User
+from ..core.states import ProcessingState
 from ..extensions import db
-from ..models import JobRun, JobStatus, Sample, User
-from ..states import ProcessingState
 
 
 def samples_per_state() -> dict[ProcessingState, int]:

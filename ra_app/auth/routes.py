@@ -3,8 +3,8 @@ from urllib.parse import urlsplit
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from ..core.models import User
 from ..extensions import db, login_manager
-from ..models import User
 from . import bp
 from .forms import LoginForm
 from .services import authenticate

@@ -24,8 +24,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..core.models import User, utcnow
 from ..extensions import db, limiter
-from ..models import User, utcnow
 
 WRONG_CREDENTIALS = "Wrong email or password."
 _dummy_hash: str | None = None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
-from ..clock import as_utc, db_now
+from ..core.clock import as_utc, db_now
+from ..core.models import Assignment, AssignmentStatus, User, iso_utc
+from ..core.tasks import TEXT_TASKS, extend_lease, start
 from ..extensions import db
-from ..models import Assignment, AssignmentStatus, User, iso_utc
 from . import payloads, staging
 from .errors import AlreadySubmitted, DraftConflict, Invalid, LeaseLost, NotEditable
 from .page import analyse, audio_span
-from .tasks import TEXT_TASKS, extend_lease, start
 
 DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
 

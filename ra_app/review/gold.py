@@ -8,8 +8,8 @@ import random
 
 import sqlalchemy as sa
 
-from ..extensions import db
-from ..models import (
+from ..core import scoring
+from ..core.models import (
     Assignment,
     AssignmentStatus,
     Batch,
@@ -20,9 +20,9 @@ from ..models import (
     User,
     utcnow,
 )
-from ..revisions import machine_draft, rows_of
-from . import text
-from .tasks import reviewed_text
+from ..core.revisions import machine_draft, rows_of
+from ..core.tasks import reviewed_text
+from ..extensions import db
 
 GOLD_TYPES = (TaskType.TRANSCRIPT_CORRECTION, TaskType.TRANSLATION_REVIEW)
 
@@ -135,4 +135,4 @@ def score(task: Assignment, rows: list[dict]) -> float:
     expected = rows_of(gold, translation_of(gold))
     reference = reviewed_text(expected, task.task_type)
     hypothesis = reviewed_text(rows, task.task_type)
-    return round(max(0.0, 1.0 - text.wer(reference, hypothesis)), 4)
+    return round(max(0.0, 1.0 - scoring.wer(reference, hypothesis)), 4)

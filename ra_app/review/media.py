@@ -15,9 +15,9 @@ from pathlib import Path
 from flask import current_app
 
 from pipeline.media import RENDITION_BITRATE, read_peaks
-from pipeline.storage import local_storage
 
-from ..models import Assignment
+from ..core.models import Assignment
+from ..core.storage import local_storage
 from .page import audio_span
 
 

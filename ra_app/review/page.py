@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
-from ..extensions import db
-from ..models import (
+from ..core import scoring, text
+from ..core.models import (
     Assignment,
     AssignmentStatus,
     Segment,
@@ -17,10 +17,11 @@ from ..models import (
     User,
     iso_utc,
 )
-from ..revisions import Window, machine_draft, rows_of, window_rows
-from . import staging, text
+from ..core.revisions import Window, machine_draft, rows_of, window_rows
+from ..core.tasks import TEXT_TASKS
+from ..extensions import db
+from . import staging
 from .services import OPEN_STATUSES
-from .tasks import TEXT_TASKS
 
 
 def window_of(task: Assignment) -> Window:
@@ -83,8 +84,8 @@ def analyse(task: Assignment, rows: list[dict]) -> dict:
     if machine:
         machine_text = " ".join(r["text"] for r in machine)
         human_text = " ".join(r["text"] for r in rows)
-        analysis["diff"] = text.word_diff(machine_text, human_text)
-        analysis.update(text.score_revision(machine, rows))
+        analysis["diff"] = scoring.word_diff(machine_text, human_text)
+        analysis.update(scoring.score_revision(machine, rows))
     return analysis
 
 

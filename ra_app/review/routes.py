@@ -13,15 +13,15 @@ from flask import (
 )
 from flask_login import current_user
 
+from ..core.models import Assignment, TaskType
+from ..core.tasks import claim_next, reopen_returned
 from ..extensions import db
-from ..models import Assignment, TaskType
 from . import bp, media
 from .drafts import lock_task, save_draft, touch
 from .errors import TaskError
 from .page import opening_analysis, task_data
 from .payloads import BadPayload
 from .services import my_queue
-from .tasks import claim_next, reopen_returned
 from .work import decide, submit
 
 VENDOR = {

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 
+from ..core.models import Assignment, Sample, Segment
+from ..core.revisions import Window, latest_transcript, latest_translation, rows_of
 from ..extensions import db
-from ..models import Assignment, Sample, Segment
-from ..revisions import Window, latest_transcript, latest_translation, rows_of
 from .errors import Invalid
 
 EDGE_TOLERANCE_S = 0.05  # a boundary this close past the end is the end

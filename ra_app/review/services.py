@@ -4,8 +4,8 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
+from ..core.models import Assignment, AssignmentStatus, TaskType
 from ..extensions import db
-from ..models import Assignment, AssignmentStatus, TaskType
 
 OPEN_STATUSES = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
 

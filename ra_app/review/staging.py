@@ -9,8 +9,7 @@ import uuid
 import sqlalchemy as sa
 from flask import current_app
 
-from ..extensions import db
-from ..models import (
+from ..core.models import (
     Assignment,
     AssignmentStatus,
     Batch,
@@ -19,7 +18,8 @@ from ..models import (
     User,
     utcnow,
 )
-from ..revisions import latest_transcript, latest_translation
+from ..core.revisions import latest_transcript, latest_translation
+from ..extensions import db
 
 DECISIONS = (Decision.APPROVE, Decision.APPROVE_MINOR, Decision.APPROVE_MAJOR, Decision.REJECT)
 WITH_CHANGES = (Decision.APPROVE_MINOR, Decision.APPROVE_MAJOR)

@@ -3,7 +3,7 @@
 Both run on the task's locked row (see drafts.lock_task) and re-check its state first, so a
 double click, a second tab or a retry after a slow answer is told "already submitted" and
 writes nothing. What follows a finished review is queued through the outbox in the same
-commit (ra_app/flow.py): the answer never waits on the pipeline, and a broker that is down
+commit (ra_app/core/flow.py): the answer never waits on the pipeline, and a broker that is down
 only delays it.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..clock import db_now
-from ..extensions import db
-from ..flow import advance
-from ..models import (
+from ..core import scoring, text
+from ..core.clock import db_now
+from ..core.flow import advance
+from ..core.models import (
     Assignment,
     AssignmentStatus,
     Decision,
@@ -24,7 +24,7 @@ from ..models import (
     TaskType,
     User,
 )
-from ..revisions import (
+from ..core.revisions import (
     latest_transcript,
     latest_translation,
     merge_window,
@@ -32,14 +32,15 @@ from ..revisions import (
     window_rows,
     write_revisions,
 )
-from ..states import ProcessingState, can_transition
-from . import gold, payloads, staging, text
+from ..core.states import ProcessingState, can_transition
+from ..core.tasks import TEXT_TASKS, reviewed_text
+from ..extensions import db
+from . import gold, payloads, staging
 from .drafts import record_listening, require_editable
 from .errors import Invalid, NotEditable, NotHeard, Stale
 from .page import machine_rows, revision_rows, window_of
 from .segments import submit_segments
 from .services import OPEN_STATUSES
-from .tasks import TEXT_TASKS, reviewed_text
 
 
 def clean_row(row: dict) -> dict:
@@ -147,7 +148,7 @@ def submit_gold(task: Assignment, body: payloads.Submit) -> dict:
 def edit_rate(task: Assignment, rows: list[dict]) -> dict:
     """The task's window of the machine draft against what was sent (None without one)."""
     machine = machine_rows(task)
-    scores = text.score_revision(machine, rows) if machine else {}
+    scores = scoring.score_revision(machine, rows) if machine else {}
     return {"wer": scores.get("wer"), "cer": scores.get("cer")}
 
 
@@ -228,7 +229,7 @@ def approve_changes(task, original, sample, user, body: payloads.Decide, decisio
         record = submit_text(task, sample, user, body)["decision"]
     ours = reviewed_text(author_rows, task.task_type)
     final = reviewed_text(edited, task.task_type)
-    return {**record, "wer": text.wer(final, ours), "cer": text.cer(final, ours)}
+    return {**record, "wer": scoring.wer(final, ours), "cer": scoring.cer(final, ours)}
 
 
 def segments_differ(author: list, sent: list[dict]) -> bool:

@@ -9,9 +9,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from ra_app.core.models import Assignment, AssignmentStatus, Decision, ReviewDecision, Role, User
+from ra_app.core.revisions import latest_transcript
 from ra_app.extensions import db
-from ra_app.models import Assignment, AssignmentStatus, Decision, ReviewDecision, Role, User
-from ra_app.revisions import latest_transcript
 
 from ..review_helpers import make_review_sample
 from .conftest import LoginPage

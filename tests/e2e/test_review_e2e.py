@@ -8,10 +8,10 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from ra_app.core.models import Assignment, Origin, Sample, Segment, TaskType
+from ra_app.core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
+from ra_app.core.states import ProcessingState, transition
 from ra_app.extensions import db
-from ra_app.models import Assignment, Origin, Sample, Segment, TaskType
-from ra_app.revisions import latest_transcript, latest_translation, rows_of, write_revisions
-from ra_app.states import ProcessingState, transition
 
 from ..review_helpers import assign, claim, make_review_sample
 from .conftest import LoginPage, QueuePage, TaskPage

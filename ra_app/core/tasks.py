@@ -9,9 +9,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from ..clock import db_now
 from ..extensions import db
-from ..models import (
+from .clock import db_now
+from .models import (
     Assignment,
     AssignmentStatus,
     Batch,
@@ -20,8 +20,8 @@ from ..models import (
     TaskType,
     User,
 )
-from ..revisions import latest_transcript, latest_translation
-from ..states import ProcessingState, can_transition, transition
+from .revisions import latest_transcript, latest_translation
+from .states import ProcessingState, can_transition, transition
 
 TEXT_TASKS = (TaskType.TRANSCRIPT_CORRECTION, TaskType.TRANSLATION_REVIEW)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .media import SAMPLE_RATE
+from pipeline.media import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
+from ..extensions import db
 from .states import ProcessingState
 
 # Python None is SQL NULL (not a JSON `null`), so "no draft" reads the same everywhere and a
@@ -425,7 +425,7 @@ class Assignment(Timestamped, db.Model):
         sa.Index("ix_assignments_status_lease", "status", "lease_expires_at"),
         sa.Index("ix_assignments_batch_status", "batch_id", "status"),
         sa.Index("ix_assignments_sample", "sample_id", "task_type"),
-        # The two queues "Start next" reads, each an ordered index scan (review/tasks.py).
+        # The two queues "Start next" reads, each an ordered index scan (core/tasks.py).
         sa.Index(
             "ix_assignments_own_pending",
             "reviewer_id",

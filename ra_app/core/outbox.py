@@ -23,8 +23,8 @@ import uuid
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from ..extensions import db
 from .clock import db_now
-from .extensions import db
 from .models import OutboxMessage
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .extensions import db
+from ..extensions import db
 from .models import Origin, Sample, TranscriptRevision, TranslationRevision
 
 MACHINE_ORIGINS = tuple(o for o in Origin if o is not Origin.HUMAN)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from .extensions import db
+from ..extensions import db
 from .models import utcnow
 
 

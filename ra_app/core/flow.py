@@ -5,7 +5,7 @@
 
 `advance` moves a sample and queues its next stage in the same transaction, so a next stage
 is queued exactly when the move commits: never without it (a broker that is down only
-delays the send, see ra_app/outbox.py), never for a move that rolled back. A stage that did
+delays the send, see ra_app/core/outbox.py), never for a move that rolled back. A stage that did
 not run moved nothing, so nothing after it is queued. Work is named by Celery task name;
 this module imports no stage code.
 """
@@ -18,8 +18,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from ..extensions import db
 from .clock import db_now
-from .extensions import db
 from .models import OutboxMessage, Sample, WorkerSeen
 from .outbox import enqueue
 from .states import ProcessingState as S
