@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pipeline.media import sha256_file as sha256
+from ra_app.core.files import sha256_file as sha256
 from ra_app.core.models import (
     Assignment,
     AssignmentStatus,

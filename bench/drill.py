@@ -62,7 +62,7 @@ REVIEWERS = ["ana@drill.local", "binh@drill.local", "chi@drill.local"]
 def speak_recordings(count: int, folder: Path, scratch: Path) -> dict[Path, list[dict]]:
     """`count` code-switched recordings (three or four sentences from the demo's, and one
     saying its number, so no two are the same) and what each says, with times."""
-    from ra_app.demo import LAPTOP, MEETING, PODCAST, speak
+    from pipeline.demo import LAPTOP, MEETING, PODCAST, speak
 
     pool = LAPTOP + MEETING + PODCAST
     rng = random.Random(7)

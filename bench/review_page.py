@@ -190,14 +190,14 @@ SNAPSHOT_JS = """() => {
 
 
 def demo_lines():
-    from ra_app.demo import LAPTOP, MEETING, PODCAST
+    from pipeline.demo import LAPTOP, MEETING, PODCAST
 
     return LAPTOP + MEETING + PODCAST
 
 
 def make_audio(folder: Path, minutes: list[int]) -> dict[int, Path]:
     """The demo's lines spoken by espeak-ng (16 kHz mono), looped to each length."""
-    from ra_app.demo import speak
+    from pipeline.demo import speak
 
     block, _times = speak(demo_lines(), folder)
     out = {}

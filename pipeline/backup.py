@@ -58,6 +58,7 @@ from flask import current_app
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ra_app.core.files import sha256_file, write_text_atomically
 from ra_app.extensions import db
 
 FORMAT = 1
@@ -210,20 +211,6 @@ def read_checkpoint(folder: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def snapshot_connection(engine):
     """A connection that sees one consistent moment: REPEATABLE READ on Postgres."""
     conn = engine.connect()
@@ -274,11 +261,11 @@ def backup(*, full: bool = False, dry_run: bool = False, out_dir: Path | None = 
         try:
             for table in tables():
                 manifest["tables"][table.name] = dump_table(conn, table, since, scratch)
-            write_atomically(scratch / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+            write_text_atomically(scratch / MANIFEST, json.dumps(manifest, indent=2) + "\n")
             os.replace(scratch, out / backup_id)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    write_atomically(
+    write_text_atomically(
         out / CHECKPOINT,
         json.dumps({"backup_id": backup_id, "taken_at": taken_at.isoformat()}) + "\n",
     )
@@ -309,7 +296,7 @@ def dump_table(conn, table: sa.Table, since: datetime | None, folder: Path) -> d
         "rows": count,
         "keys": keys,
         "file": rows_file.name,
-        "file_sha256": file_sha256(rows_file),
+        "file_sha256": sha256_file(rows_file),
         "keys_file": keys_file.name,
     }
     if since is None:  # a full dump: the checksum of the whole table, as table_checksums

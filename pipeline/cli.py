@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ra_app.admin.services import samples_per_state
+from ra_app.core.counts import samples_per_state
 from ra_app.core.models import JobRun, JobStatus, OutboxMessage
 from ra_app.extensions import db
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from flask import current_app
 
+from ra_app.core.audio import SAMPLE_RATE
 from ra_app.core.models import Sample
 from ra_app.core.storage import local_storage
 from ra_app.core.wav import WavInfo, wav_info
 
 from .errors import PermanentError
-from .media import SAMPLE_RATE
 
 LENGTH_TOLERANCE_S = 0.5
 

@@ -6,6 +6,7 @@ from flask import Flask, jsonify, render_template, request
 
 from config import Config, config_from_env, engine_options
 
+from .commands import register_commands
 from .extensions import csrf, db, limiter, login_manager, migrate
 from .security import configure_secret_key, register_security
 
@@ -118,27 +119,6 @@ def register_errorhandlers(app: Flask) -> None:
         return render_error(
             500, "Something went wrong", "The error was logged. Try again in a moment."
         )
-
-
-def register_commands(app: Flask) -> None:
-    from pipeline.cli import pipeline_cli, run_group
-    from pipeline.gemini_cli import gemini_group, run_gemini, run_gemini_repair
-    from pipeline.ingest_cli import ingest_cli
-    from pipeline.post_review_cli import run_commands, top_commands
-
-    from .cli import demo_command, users_cli
-
-    app.cli.add_command(users_cli)
-    app.cli.add_command(demo_command)
-    app.cli.add_command(pipeline_cli)
-    app.cli.add_command(ingest_cli)
-    app.cli.add_command(gemini_group)
-    run_group.add_command(run_gemini)
-    run_group.add_command(run_gemini_repair)
-    for command in run_commands:  # flask pipeline run align|segment|denoise|export
-        run_group.add_command(command)
-    for command in top_commands:  # flask export, flask backup, flask restore
-        app.cli.add_command(command)
 
 
 def register_celery(app: Flask) -> None:

@@ -22,14 +22,15 @@ def celery_init_app(app: Flask) -> Celery:
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="io",
         task_routes=task_routes,
+        # The tasks are the pipeline's, registered by name: a worker imports them on start
+        # (celery_worker.py), the embedded mode when it first runs one (core/outbox.py);
+        # the web app itself never does.
+        imports=("pipeline.tasks",),
     )
     celery_app.set_default()
     celery_app.flask_app = app  # for worker signals, which run outside any app context
     app.extensions["celery"] = celery_app
     _forget_connections_on_fork(app)
-    # Importing registers the @shared_task functions with this app.
-    import pipeline.tasks  # noqa: F401
-
     return celery_app
 
 

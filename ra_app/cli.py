@@ -1,4 +1,4 @@
-"""Operator commands for accounts and the demo: `flask users …`, `flask demo`."""
+"""Operator commands for accounts: `flask users …`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ import sys
 
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import with_appcontext
 
-from .accounts import AccountError, create_account, reset_password, set_active, set_role
-from .auth.services import find_user, normalize_email
+from .core.accounts import (
+    AccountError,
+    create_account,
+    find_user,
+    normalize_email,
+    reset_password,
+    set_active,
+    set_role,
+)
 from .core.models import Role, User
 from .extensions import db
 
@@ -114,40 +120,3 @@ def enable_command(email: str):
     user = get_user_or_fail(email)
     set_active(user, True)
     click.echo(f"{user.email} is enabled")
-
-
-def embedded_mode() -> bool:
-    config = current_app.config
-    return (
-        not config.get("PRODUCTION")
-        and config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
-        and bool(config["CELERY"]["task_always_eager"])
-    )
-
-
-DEMO_USERS = (
-    ("admin@demo.local", "demo-admin-pass", Role.ADMIN),
-    ("reviewer@demo.local", "demo-reviewer-pass", Role.REVIEWER),
-)
-
-
-@click.command("demo")
-@click.option("--no-batch", is_flag=True, help="Only the accounts, not the demo recordings.")
-@with_appcontext
-def demo_command(no_batch: bool):
-    """Create the demo accounts and the demo batch of the embedded mode (never in production)."""
-    from .demo import load_demo_batch
-
-    if not embedded_mode():
-        raise click.ClickException(
-            "the demo accounts and data are for the embedded mode only (SQLite, tasks "
-            "in-process); this installation has its own database or broker"
-        )
-    users = {}
-    for email, password, role in DEMO_USERS:
-        users[role] = find_user(email) or create_user(email, password, role)
-        click.echo(f"  {role.value:<9} {email:<22} password: {password}")
-    if not no_batch:
-        click.echo("Demo batch:")
-        for line in load_demo_batch(users[Role.REVIEWER]):
-            click.echo(f"  {line}")

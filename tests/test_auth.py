@@ -4,7 +4,7 @@ import pytest
 from flask import url_for
 
 from config import ProdConfig, celery_settings
-from ra_app.accounts import reset_password, set_role
+from ra_app.core.accounts import reset_password, set_role
 from ra_app.core.models import Role, User
 from ra_app.extensions import db
 

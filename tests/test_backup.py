@@ -16,7 +16,7 @@ from pipeline.backup import backup, restore, table_checksums, tables
 from pipeline.jobs import claim, finish
 from pipeline.post_review_cli import backup_cmd, restore_cmd
 from pipeline.workers import stamp
-from ra_app.accounts import set_role
+from ra_app.core.accounts import set_role
 from ra_app.core.models import (
     Assignment,
     AssignmentStatus,

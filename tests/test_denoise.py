@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.errors import TransientError
-from pipeline.media import sha256_file
 from pipeline.stages import denoise
 from pipeline.stages.denoise import GateParams, denoised_audio_path, in_chunks, spectral_gate
 from pipeline.tasks import denoise_sample
+from ra_app.core.files import sha256_file
 from ra_app.core.models import JobRun, JobStatus, Sample
 from ra_app.core.states import ProcessingState as S
 from ra_app.core.storage import local_storage

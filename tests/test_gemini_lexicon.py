@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from pipeline.gemini import lexicon
-from pipeline.gemini.lexicon import TermError, delete_term, learn_terms, list_terms, save_term
+from pipeline.gemini.lexicon import learn_terms
 from pipeline.gemini_cli import gemini_group
 from pipeline.tasks import gemini as gemini_task
+from ra_app.core.lexicon import TermError, delete_term, list_terms, save_term
 from ra_app.core.models import LexiconTerm, Origin, Sample
 from ra_app.core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
 from ra_app.extensions import db

@@ -14,17 +14,10 @@ import pytest
 import soundfile as sf
 
 from pipeline import media
-from pipeline.media import (
-    DEFAULT_LEVELS,
-    MediaError,
-    PeakLevel,
-    PeaksBuilder,
-    convert,
-    probe,
-    read_peaks,
-    sha256_file,
-    write_peaks,
-)
+from pipeline.media import MediaError, convert, probe
+from ra_app.core import peaks
+from ra_app.core.files import sha256_file
+from ra_app.core.peaks import DEFAULT_LEVELS, PeakLevel, PeaksBuilder, read_peaks, write_peaks
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
@@ -320,7 +313,7 @@ def test_read_peaks_reads_only_needed_bytes(
         def __exit__(self, *exc):
             self._fh.close()
 
-    monkeypatch.setattr(media, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
+    monkeypatch.setattr(peaks, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
     read_peaks(converted.peaks_path, start_s=1.0, end_s=1.1)
     assert all(n >= 0 for n in sizes)  # never "read everything"
     assert sum(sizes) == 12 + 8 * len(DEFAULT_LEVELS) + 10 * 4

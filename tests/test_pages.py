@@ -1,6 +1,6 @@
 import re
 
-from ra_app.admin.services import samples_per_state
+from ra_app.core.counts import samples_per_state
 from ra_app.core.states import ProcessingState
 
 

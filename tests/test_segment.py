@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from pipeline.cuts import Unit, plan_segments
 from pipeline.errors import PermanentError
 from pipeline.stages import segment
 from pipeline.stages.ingest import Recording, ingest
-from pipeline.stages.segment import Unit, Vad, plan_segments
+from pipeline.vad import FRAME_S, Vad
 from ra_app.core.models import (
     Assignment,
     Origin,
@@ -301,9 +302,9 @@ def test_a_sample_not_yet_reviewed_is_left_alone(app, tmp_path):
 
 
 def vad_with_silences(silences: list[tuple[float, float]]) -> Vad:
-    starts = np.array([round(a / segment.FRAME_S) for a, _ in silences], dtype=np.int64)
-    ends = np.array([round(b / segment.FRAME_S) for _, b in silences], dtype=np.int64)
-    return Vad(starts, ends, -40.0, -60.0, -20.0)
+    starts = np.array([round(a / FRAME_S) for a, _ in silences], dtype=np.int64)
+    ends = np.array([round(b / FRAME_S) for _, b in silences], dtype=np.int64)
+    return Vad(starts, ends)
 
 
 @pytest.mark.parametrize(

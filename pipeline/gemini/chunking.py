@@ -29,9 +29,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ra_app.core.audio import cut_clip
 from ra_app.core.scoring import normalize_for_scoring
 
-from .. import media
 from ..errors import PermanentError
 
 SIMILAR_TEXT = 0.6  # word-level similarity of two readings of one sentence
@@ -67,21 +67,14 @@ def plan_chunks(duration_s: float, max_s: float, overlap_s: float) -> list[Chunk
 
 def cut(master: Path, chunk: Chunk, dest: Path) -> Path:
     """The chunk's audio as AAC in MP4 (the same format as the browser rendition)."""
-    command = [
-        media.FFMPEG, "-v", "error", "-nostdin", "-protocol_whitelist", "file",
-        "-ss", f"{chunk.start:.3f}", "-t", f"{chunk.duration:.3f}",
-        "-i", "file:" + str(master.resolve()),
-        "-ac", "1", "-c:a", "aac", "-b:a", media.RENDITION_BITRATE, "-aac_coder", "fast",
-        "-movflags", "+faststart", "-f", "mp4", "-y", "file:" + str(dest),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    if done.returncode != 0 or not dest.exists():
+    try:
+        return cut_clip(master, dest, chunk.start, chunk.end)
+    except subprocess.CalledProcessError as error:
         raise PermanentError(
             f"could not cut {chunk.start:.1f}–{chunk.end:.1f} s from the master: "
-            f"{done.stderr.strip()[-300:] or f'ffmpeg exit {done.returncode}'}",
+            f"{(error.stderr or '').strip()[-300:] or f'ffmpeg exit {error.returncode}'}",
             code="ffmpeg_failed",
-        )
-    return dest
+        ) from error
 
 
 def shift(rows: list[dict], offset: float) -> list[dict]:

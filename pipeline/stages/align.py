@@ -36,7 +36,7 @@ from ra_app.extensions import db
 
 from ..errors import PermanentError, TransientError
 from ..master import open_master
-from .segment import get_sample, outcome
+from .common import get_sample, outcome
 
 S = ProcessingState
 NEEDS_GPU = (

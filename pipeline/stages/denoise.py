@@ -27,7 +27,6 @@ known, so a killed run leaves only scratch files, which the next run clears.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,16 +35,17 @@ import numpy as np
 from flask import current_app
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ra_app.core.files import replaced_atomically
 from ra_app.core.flow import advance
 from ra_app.core.models import Sample
 from ra_app.core.states import ProcessingState
 from ra_app.core.storage import local_storage
-from ra_app.core.wav import PcmFile, WavWriter, read_pcm
+from ra_app.core.wav import PcmFile, WavWriter, frame_levels_db, read_pcm
 from ra_app.extensions import db
 
 from ..errors import TransientError
 from ..master import open_master
-from .segment import frame_levels_db, get_sample, outcome
+from .common import get_sample, outcome
 
 S = ProcessingState
 DENOISED_NAME = "denoised.wav"
@@ -366,9 +366,8 @@ def denoise_file(pcm, sample_rate, method, config, scratch: Path, dest: Path) ->
     level = spool.level_db()
     target = config["DENOISE_TARGET_DBFS"]
     gain = normalising_gain_db(level, spool.peak, target)
-    partial = scratch / f"{DENOISED_NAME}.part"
-    write_levelled(spool, partial, sample_rate, gain)
-    os.replace(partial, dest)
+    with replaced_atomically(dest) as partial:
+        write_levelled(spool, partial, sample_rate, gain)
     before = input_level_db(pcm, sample_rate)
     return {
         **facts,

@@ -54,6 +54,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.files import sha256_file
 from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
@@ -79,7 +80,7 @@ from ra_app.extensions import db
 
 from ..jobs import ClaimTaken, stage_run
 from ..master import open_master
-from .segment import get_sample, outcome
+from .common import get_sample, outcome
 
 S = ProcessingState
 STAGE = "export"
@@ -540,17 +541,9 @@ def run(
 # ---------------------------------------------------------------------------- snapshots
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_checksums(folder: Path) -> None:
     lines = [
-        f"{sha256_of(path)}  {path.relative_to(folder).as_posix()}\n"
+        f"{sha256_file(path)}  {path.relative_to(folder).as_posix()}\n"
         for path in sorted(p for p in folder.rglob("*") if p.is_file())
     ]
     (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
@@ -562,7 +555,7 @@ def verify_checksums(folder: Path) -> list[str]:
     for line in (folder / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
         digest, name = line.split("  ", 1)
         path = folder / name
-        if not path.is_file() or sha256_of(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             bad.append(name)
     return bad
 

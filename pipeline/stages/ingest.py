@@ -18,6 +18,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.audio import MASTER_NAME, PEAKS_NAME, RENDITION_NAME
+from ra_app.core.files import sha256_file
 from ra_app.core.models import Origin, Sample, Source, SourceKind, TranscriptRevision
 from ra_app.core.states import ProcessingState
 from ra_app.core.storage import local_storage
@@ -153,7 +155,7 @@ def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
     path = Path(recording.path)
     if not path.is_file():
         raise PermanentError(f"no such file: {path}", code="missing")
-    checksum = media.sha256_file(path)
+    checksum = sha256_file(path)
     existing = find_existing(recording, checksum)
     if existing is not None:
         return duplicate(recording, existing)
@@ -222,9 +224,9 @@ def save_sample(recording, sample_id, key, result, checksum, sentences) -> Sampl
         language=recording.language,
         duration_s=round(result.duration_s, 3),
         checksum_sha256=checksum,
-        master_path=f"{key}/{media.MASTER_NAME}",
-        rendition_path=f"{key}/{media.RENDITION_NAME}",
-        peaks_path=f"{key}/{media.PEAKS_NAME}",
+        master_path=f"{key}/{MASTER_NAME}",
+        rendition_path=f"{key}/{RENDITION_NAME}",
+        peaks_path=f"{key}/{PEAKS_NAME}",
         processing_state=ProcessingState.INGESTED,
     )
     db.session.add(sample)

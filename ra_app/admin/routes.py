@@ -6,9 +6,9 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_login import current_user
 from markupsafe import Markup
 
-from pipeline.gemini import lexicon as lexicon_service
-
-from ..accounts import AccountError, create_account, reset_password, set_active, set_role
+from ..core import lexicon as lexicon_service
+from ..core.accounts import AccountError, create_account, reset_password, set_active, set_role
+from ..core.counts import samples_per_state
 from ..core.models import (
     Batch,
     JobRun,
@@ -26,7 +26,7 @@ from ..review import gold
 from . import batches as batches_service
 from . import bp, pipeline, quality
 from .forms import NewUserForm
-from .services import all_users, latest_samples, recent_failures, samples_per_state, stage_counts
+from .services import all_users, latest_samples, recent_failures, stage_counts
 
 
 @bp.route("/")

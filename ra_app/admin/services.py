@@ -5,18 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from ..core.models import JobRun, JobStatus, Sample, User
-from ..core.states import ProcessingState
 from ..extensions import db
-
-
-def samples_per_state() -> dict[ProcessingState, int]:
-    """Every state with its count, zeros included, in pipeline order."""
-    rows = db.session.execute(
-        sa.select(Sample.processing_state, sa.func.count()).group_by(Sample.processing_state)
-    ).all()
-    counts = dict.fromkeys(ProcessingState, 0)
-    counts.update({ProcessingState(state): n for state, n in rows})
-    return counts
 
 
 def all_users() -> list[User]:

@@ -24,6 +24,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..core.accounts import find_user, normalize_email
 from ..core.models import User, utcnow
 from ..extensions import db, limiter
 
@@ -31,14 +32,6 @@ WRONG_CREDENTIALS = "Wrong email or password."
 _dummy_hash: str | None = None
 _fallback = MovingWindowRateLimiter(MemoryStorage())
 log = logging.getLogger(__name__)
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
-def find_user(email: str) -> User | None:
-    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 
 def _spend_hash_time(password: str) -> None:

@@ -97,6 +97,7 @@ def _run_in_process(celery, rows: list[OutboxMessage]) -> int:
     """The embedded mode: mark the rows sent, then run each task here, one after another
     (a failure is recorded by the task's job run and does not stop the others)."""
     calls = [(row.task_name, row.args, row.kwargs, row.task_id) for row in rows]
+    celery.loader.import_default_modules()  # the pipeline's tasks, by name (once)
     now = db_now()
     for row in rows:
         row.sent_at = now

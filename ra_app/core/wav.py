@@ -5,14 +5,14 @@ with pread, and files written under a temporary name and renamed when complete."
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.media import SAMPLE_RATE
+from .audio import SAMPLE_RATE
+from .files import replaced_atomically
 
 
 @dataclass(frozen=True)
@@ -164,15 +164,27 @@ class WavWriter:
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
     """Write `samples` (int16) to `path` under a temporary name, renamed when complete."""
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        with WavWriter(partial, sample_rate, 1 if samples.ndim == 1 else samples.shape[1]) as w:
-            for start in range(0, len(samples), 1 << 20):
-                w.write(samples[start : start + (1 << 20)])
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    with replaced_atomically(path) as partial, WavWriter(partial, sample_rate, channels) as w:
+        for start in range(0, len(samples), 1 << 20):
+            w.write(samples[start : start + (1 << 20)])
 
 
 def sample_index(seconds: float, sample_rate: int = SAMPLE_RATE) -> int:
     return int(round(seconds * sample_rate))
+
+
+def frame_levels_db(pcm, frame: int, chunk_frames: int = 6000) -> np.ndarray:
+    """Mean-square level of every `frame` samples in dBFS, read in chunks (flat memory)."""
+    n_full = len(pcm) // frame
+    tail = len(pcm) - n_full * frame
+    power = np.empty(n_full + (1 if tail else 0), dtype=np.float64)
+    for first in range(0, n_full, chunk_frames):
+        count = min(chunk_frames, n_full - first)
+        block = np.asarray(pcm[first * frame : (first + count) * frame], dtype=np.float32)
+        block = block.reshape(count, frame)
+        power[first : first + count] = np.einsum("ij,ij->i", block, block) / frame
+    if tail:
+        block = np.asarray(pcm[n_full * frame :], dtype=np.float32)
+        power[-1] = float(np.dot(block, block)) / tail
+    return 10.0 * np.log10(power / (32768.0**2) + 1e-12)

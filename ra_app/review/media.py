@@ -7,16 +7,13 @@ so the player's times are the window's and a reviewer of minute 40–45 never lo
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
 from pathlib import Path
 
 from flask import current_app
 
-from pipeline.media import RENDITION_BITRATE, read_peaks
-
+from ..core.audio import cut_clip
 from ..core.models import Assignment
+from ..core.peaks import read_peaks
 from ..core.storage import local_storage
 from .page import audio_span
 
@@ -37,45 +34,6 @@ def task_audio_path(task: Assignment) -> Path:
     if not clip.exists():
         cut_clip(storage.path(task.sample.master_path), clip, start, end)
     return clip
-
-
-def cut_clip(master: Path, clip: Path, start: float, end: float) -> None:
-    """Sample-exact cut from the WAV master (seeking in PCM is exact), written atomically."""
-    clip.parent.mkdir(parents=True, exist_ok=True)
-    partial = clip.with_name(f".{clip.name}.{secrets.token_hex(4)}.part")
-    try:
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-nostdin",
-                "-y",
-                "-ss",
-                f"{start:.3f}",
-                "-t",
-                f"{end - start:.3f}",
-                "-i",
-                str(master),
-                "-c:a",
-                "aac",
-                "-aac_coder",
-                "fast",  # 4x faster than the default coder; the reviewer is waiting
-                "-b:a",
-                RENDITION_BITRATE,
-                "-movflags",
-                "+faststart",
-                "-f",
-                "mp4",
-                str(partial),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        os.replace(partial, clip)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def task_peaks(task: Assignment, max_points: int) -> dict:

@@ -1,7 +1,7 @@
 """The demo batch of the embedded mode: three short code-switched recordings the product
 speaks itself (espeak-ng, Vietnamese and English voices), each with a machine draft that
 has the kind of mistakes reviewers fix, assigned to the demo reviewer — one task of each
-type, so a newcomer is reviewing within a minute."""
+type, so a newcomer is reviewing within a minute (`flask demo`)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,19 @@ import uuid
 import wave
 from pathlib import Path
 
+import click
 import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
 
-from pipeline.stages.ingest import Recording, ingest
+from ra_app.core.accounts import create_account, find_user
+from ra_app.core.models import Origin, Role, Sample, Segment, SourceKind, TaskType, User
+from ra_app.core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
+from ra_app.core.states import ProcessingState, transition
+from ra_app.core.tasks import create_tasks
+from ra_app.extensions import db
 
-from .core.models import Origin, Sample, Segment, SourceKind, TaskType, User
-from .core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
-from .core.states import ProcessingState, transition
-from .core.tasks import create_tasks
-from .extensions import db
+from .stages.ingest import Recording, ingest
 
 GAP_S = 0.6
 RATE = 16000
@@ -262,3 +266,38 @@ def load_demo_batch(reviewer: User) -> list[str]:
         db.session.commit()  # the sample row was committed by ingest; tasks and text now
         report.append(f"{title}: {task_type.value.replace('_', ' ')} task for {reviewer.email}")
     return report
+
+
+def embedded_mode() -> bool:
+    config = current_app.config
+    return (
+        not config.get("PRODUCTION")
+        and config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+        and bool(config["CELERY"]["task_always_eager"])
+    )
+
+
+DEMO_USERS = (
+    ("admin@demo.local", "demo-admin-pass", Role.ADMIN),
+    ("reviewer@demo.local", "demo-reviewer-pass", Role.REVIEWER),
+)
+
+
+@click.command("demo")
+@click.option("--no-batch", is_flag=True, help="Only the accounts, not the demo recordings.")
+@with_appcontext
+def demo_command(no_batch: bool):
+    """Create the demo accounts and the demo batch of the embedded mode (never in production)."""
+    if not embedded_mode():
+        raise click.ClickException(
+            "the demo accounts and data are for the embedded mode only (SQLite, tasks "
+            "in-process); this installation has its own database or broker"
+        )
+    users = {}
+    for email, password, role in DEMO_USERS:
+        users[role] = find_user(email) or create_account(email, password, role)
+        click.echo(f"  {role.value:<9} {email:<22} password: {password}")
+    if not no_batch:
+        click.echo("Demo batch:")
+        for line in load_demo_batch(users[Role.REVIEWER]):
+            click.echo(f"  {line}")

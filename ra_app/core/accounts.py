@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from .auth.services import find_user, normalize_email
-from .core.models import Role, User
-from .extensions import db
+import sqlalchemy as sa
+
+from ..extensions import db
+from .models import Role, User
 
 MIN_PASSWORD_LENGTH = 8
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 
 class AccountError(ValueError):
