@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from ra_app.core.files import sha256_file as sha256
 from ra_app.core.models import (
     Assignment,
-    AssignmentStatus,
     JobRun,
     JobStatus,
     OutboxMessage,
@@ -22,10 +21,8 @@ from ra_app.core.models import (
     TranslationRevision,
 )
 from ra_app.core.states import ProcessingState as S
+from ra_app.core.tasks import DONE, OPEN
 from ra_app.extensions import db
-
-OPEN = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
-DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
 
 
 def extra_rows(column) -> int:

@@ -1,5 +1,7 @@
 """Claim latency under contention: `claim_next` with many pending tasks and many claimers.
 
+Long module: a benchmark script read top to bottom (setup, the runs, the report).
+
     .venv/bin/python -m bench.claims [--tasks 100000] [--claimers 20] [--seconds 30]
 
 A throwaway Postgres database (made with the migrations, dropped afterwards) gets --tasks

@@ -109,7 +109,7 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def ours(noisy: np.ndarray) -> np.ndarray:
-    from pipeline.stages.denoise import GateParams, spectral_gate
+    from pipeline.denoisers import GateParams, spectral_gate
 
     out: list[np.ndarray] = []
     spectral_gate(as_int16(noisy), RATE, GateParams(), out.append)

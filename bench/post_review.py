@@ -183,7 +183,8 @@ def main() -> None:
 
 
 def run(app, minutes: float, audio_s: float) -> dict:
-    from pipeline.stages import denoise, export, segment
+    from pipeline import snapshot
+    from pipeline.stages import denoise, segment
     from ra_app.core.models import Segment, TaskType
     from ra_app.extensions import db
 
@@ -209,7 +210,7 @@ def run(app, minutes: float, audio_s: float) -> dict:
 
         print("exporting …")
         exp, exp_wall = timed(
-            lambda: export.make_export([TaskType.AUDIO_SEGMENTATION], sample_ids=[by_sentences])
+            lambda: snapshot.make_export([TaskType.AUDIO_SEGMENTATION], sample_ids=[by_sentences])
         )
         snapshot = exp["folder"]
         snapshot_bytes = sum(p.stat().st_size for p in snapshot.rglob("*") if p.is_file())

@@ -1,5 +1,8 @@
 """Opening a review task in a cold headless Chromium: 1-, 10- and 60-minute recordings.
 
+Long module: a benchmark script read top to bottom (the recordings, the browser's probes,
+the runs, the report), shared with bench/labelstudio's harness definitions.
+
     .venv/bin/python -m bench.review_page [--reps 5] [--minutes 1 10 60]
 
 Target (issue: review page): "ready" for the 60-minute recording within 1.5x of the

@@ -156,7 +156,7 @@ def export_cmd(task_types, limit, output_dir, include_exported, sample_ids, dry_
     """Export reviewed samples and segments as a frozen snapshot with its own id:
     reviewed/{task_type}/{sample_id}/ plus exports/<id>/ with the NeMo / Hugging Face
     manifests (train/dev/test split by source) and SHA256SUMS."""
-    from .stages.export import make_export
+    from .snapshot import make_export
 
     chosen = [TaskType(t) for t in task_types] or list(TaskType)
     result = make_export(
@@ -231,7 +231,8 @@ def backup_cmd(full: bool, output_dir: Path | None, dry_run: bool):
 def restore_cmd(force: bool, dry_run: bool, src_dir: Path | None):
     """Restore the newest full backup and the incremental ones after it, last write wins
     by updated_at. Stop the workers first."""
-    from .backup import BackupError, restore
+    from .backup import BackupError
+    from .restore import restore
 
     try:
         report = restore(force=force, dry_run=dry_run, src_dir=src_dir)

@@ -320,10 +320,11 @@ def backup_database(self, full: bool = False):
 def _fresh_models(**_):
     """A forked worker process starts with no model of its parent's: CUDA state does not
     survive a fork, so each process loads its own on its first task (and keeps it)."""
-    from .stages import align, denoise
+    from . import denoisers
+    from .stages import align
 
     align.forget_models()
-    denoise.forget_models()
+    denoisers.forget_models()
 
 
 def _connect_worker_signals() -> None:

@@ -64,9 +64,10 @@ def _migrations_dir():
 
 
 def register_template_filters(app: Flask) -> None:
-    from .filters import duration
+    from .filters import duration, moment
 
     app.add_template_filter(duration)
+    app.add_template_filter(moment)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -12,9 +12,10 @@ import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from pipeline.backup import backup, restore, table_checksums, tables
+from pipeline.backup import backup, table_checksums, tables
 from pipeline.jobs import claim, finish
 from pipeline.post_review_cli import backup_cmd, restore_cmd
+from pipeline.restore import restore
 from pipeline.workers import stamp
 from ra_app.core.accounts import set_role
 from ra_app.core.models import (

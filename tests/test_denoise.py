@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from pipeline.denoisers import GateParams, in_chunks, spectral_gate
 from pipeline.errors import TransientError
 from pipeline.stages import denoise
-from pipeline.stages.denoise import GateParams, denoised_audio_path, in_chunks, spectral_gate
+from pipeline.stages.denoise import denoised_audio_path
 from pipeline.tasks import denoise_sample
 from ra_app.core.files import sha256_file
 from ra_app.core.models import JobRun, JobStatus, Sample

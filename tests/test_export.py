@@ -14,9 +14,11 @@ import pytest
 import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 
+from pipeline import export_docs
 from pipeline.post_review_cli import export_cmd, export_run_cmd
+from pipeline.snapshot import verify_checksums
 from pipeline.stages import denoise, export
-from pipeline.stages.export import split_of, verify_checksums
+from pipeline.stages.export import split_of
 from ra_app.core.flow import follow_up
 from ra_app.core.models import (
     Assignment,
@@ -172,7 +174,7 @@ def test_every_export_is_a_frozen_snapshot(app, runner, finished):
     assert again.exit_code == 0 and "nothing (new) to export" in again.output
 
     with app.app_context():  # a reviewer changes a segment: only that sample is new
-        content = export.content_of(
+        content = export_docs.content_of(
             db.session.get(Sample, finished[2]), TaskType.AUDIO_SEGMENTATION
         )
         seg = content.segments[0]

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.subtitles import (
-    Cue,
-    SubtitleError,
-    cues_to_sentences,
-    dedupe_rolling,
-    load_subtitle_file,
-    parse_subtitles,
-)
+from pipeline.cue_sentences import Cue, cues_to_sentences
+from pipeline.subtitles import SubtitleError, dedupe_rolling, load_subtitle_file, parse_subtitles
 
 DATA = Path(__file__).parent / "data" / "subtitles"
 

@@ -1,4 +1,4 @@
-"""The `google-genai` client: keys, rate limit, retries, audio, and what a reply means.
+"""The `google-genai` client: keys, rate limit, retries, audio.
 
 `Gemini.generate` sends one request and returns the SDK's response, or raises:
 
@@ -12,8 +12,7 @@ to GEMINI_INLINE_MAX_BYTES goes inside the request; larger audio is uploaded thr
 Files API (uploaded with the key that uses it: files belong to a key's project), waited for
 until ACTIVE, and deleted after the request.
 
-`reply_text` then reads the response: a prompt or reply blocked by a safety filter and a
-reply cut off at the token limit are permanent failures carrying the model's reason.
+What a reply means, and the request's settings: pipeline/gemini/replies.py.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from ..errors import PermanentError, TransientError
+from ..retries import doubling
 from .keys import Key, KeyRing, scrub
 from .ratelimit import RateLimiter, shared_store
 
@@ -51,15 +51,6 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 TRANSPORT_ERRORS = _transport_errors()
 TRANSIENT_CODES = {408, 499, 500, 502, 503, 504}
-BLOCKING_FINISH = {
-    "SAFETY",
-    "RECITATION",
-    "BLOCKLIST",
-    "PROHIBITED_CONTENT",
-    "SPII",
-    "IMAGE_SAFETY",
-    "MODEL_ARMOR",
-}
 
 
 @dataclass(frozen=True)
@@ -201,7 +192,7 @@ class Gemini:
     # --- one request -----------------------------------------------------------------------
 
     def backoff(self, n: int) -> float:
-        return min(self.settings.backoff_s * 2**n, 60.0)
+        return doubling(self.settings.backoff_s, n, 60.0)
 
     def generate(
         self,
@@ -344,91 +335,3 @@ def quota_details(error: genai_errors.APIError) -> tuple[float | None, bool]:
             if "perday" in str(violation.get("quotaId", "")).lower():
                 daily = True
     return retry_after, daily
-
-
-# --- what a reply means --------------------------------------------------------------------
-
-
-def _ratings(ratings) -> str:
-    shown = [
-        f"{_name(r.category)}: {_name(r.probability)}"
-        for r in ratings or []
-        if r.blocked or _name(r.probability) in ("HIGH", "MEDIUM")
-    ]
-    return f" ({', '.join(shown)})" if shown else ""
-
-
-def _name(value) -> str:
-    return getattr(value, "value", None) or str(value)
-
-
-def reply_text(response: types.GenerateContentResponse, max_output_tokens: int) -> str:
-    """The reply's text, or the reason there is none usable (see the module docstring)."""
-    feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason:
-        why = f": {feedback.block_reason_message}" if feedback.block_reason_message else ""
-        raise PermanentError(
-            f"Gemini blocked the request: {_name(feedback.block_reason)}"
-            f"{_ratings(feedback.safety_ratings)}{why}",
-            code="blocked",
-        )
-    if not response.candidates:
-        raise TransientError("Gemini answered without a reply (no candidates)")
-    candidate = response.candidates[0]
-    finish = _name(candidate.finish_reason) if candidate.finish_reason else "STOP"
-    said = f": {candidate.finish_message}" if candidate.finish_message else ""
-    if finish == "MAX_TOKENS":
-        used = response.usage_metadata.candidates_token_count if response.usage_metadata else None
-        raise PermanentError(
-            f"the reply was cut off at the token limit (finish reason MAX_TOKENS, "
-            f"{used or '?'} of {max_output_tokens} output tokens){said}; shorten the chunks "
-            "(GEMINI_LONG_AUDIO_SECONDS) or raise GEMINI_MAX_OUTPUT_TOKENS",
-            code="max_tokens",
-        )
-    if finish in BLOCKING_FINISH:
-        raise PermanentError(
-            f"Gemini stopped the reply: finish reason {finish}"
-            f"{_ratings(candidate.safety_ratings)}{said}",
-            code="blocked",
-        )
-    if finish not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
-        raise TransientError(f"Gemini stopped the reply early: finish reason {finish}{said}")
-    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    text = "".join(p.text for p in parts if p.text and not p.thought)
-    if not text.strip():
-        raise TransientError("Gemini answered with an empty reply")
-    return text
-
-
-# --- request settings ----------------------------------------------------------------------
-
-SAFETY_CATEGORIES = (
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
-)
-
-
-def generation_config(config: Mapping, system: str, schema) -> types.GenerateContentConfig:
-    """JSON output following `schema` (a pydantic model), with the configured limits.
-
-    Speech is transcribed as it was said, so the safety filters only block what is very
-    likely harmful (GEMINI_SAFETY_THRESHOLD, BLOCK_ONLY_HIGH by default)."""
-    settings = types.GenerateContentConfig(
-        system_instruction=system,
-        response_mime_type="application/json",
-        response_schema=schema,
-        max_output_tokens=config["GEMINI_MAX_OUTPUT_TOKENS"],
-        safety_settings=[
-            types.SafetySetting(category=category, threshold=config["GEMINI_SAFETY_THRESHOLD"])
-            for category in SAFETY_CATEGORIES
-        ],
-    )
-    if config["GEMINI_TEMPERATURE"] is not None:
-        settings.temperature = config["GEMINI_TEMPERATURE"]
-    if config["GEMINI_THINKING_BUDGET"] is not None:
-        settings.thinking_config = types.ThinkingConfig(
-            thinking_budget=config["GEMINI_THINKING_BUDGET"]
-        )
-    return settings

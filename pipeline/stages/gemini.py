@@ -197,7 +197,8 @@ def run(
 
 def transcribe(work: Work, model: str, config) -> list[dict]:
     """Every request of the sample, then the sentences on the recording's clock."""
-    from ..gemini.client import Audio, Gemini, generation_config
+    from ..gemini.client import Audio, Gemini
+    from ..gemini.replies import generation_config
 
     gemini = Gemini.from_config(config)
     settings = generation_config(config, system_instruction(work.glossary), TranscriptReply)
@@ -235,7 +236,7 @@ def transcribe(work: Work, model: str, config) -> list[dict]:
 
 def read_sentences(response, max_output_tokens: int) -> list[dict]:
     """The reply's sentences as rows; raise for a reply that cannot be used."""
-    from ..gemini.client import reply_text
+    from ..gemini.replies import reply_text
 
     text = reply_text(response, max_output_tokens)
     try:

@@ -141,7 +141,8 @@ def run(sample_id, *, model: str | None = None) -> dict:
 
 def ask(rows: list[dict], wanted: list[int], model: str, config, system: str) -> dict[int, str]:
     """{sentence index: new translation} for the flagged sentences Gemini answered."""
-    from ..gemini.client import Gemini, generation_config, reply_text
+    from ..gemini.client import Gemini
+    from ..gemini.replies import generation_config, reply_text
 
     response = Gemini.from_config(config).generate(
         model=model,

@@ -14,7 +14,6 @@ from flask import current_app
 from ra_app.core.clock import db_now
 from ra_app.core.models import (
     Assignment,
-    AssignmentStatus,
     JobRun,
     JobStatus,
     Sample,
@@ -24,7 +23,7 @@ from ra_app.core.models import (
 )
 from ra_app.core.revisions import latest_transcript, latest_translation, rows_of
 from ra_app.core.states import ProcessingState, transition
-from ra_app.core.tasks import create_tasks
+from ra_app.core.tasks import OPEN, create_tasks
 from ra_app.core.wav import read_pcm
 from ra_app.extensions import db
 
@@ -38,7 +37,6 @@ S = ProcessingState
 
 WAITING = (S.REVIEWED, S.ALIGNED)
 DONE = (S.SEGMENTED, S.SEGMENTS_REVIEWED, S.DENOISED, S.EXPORTED)
-OPEN_TASK = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
 
 
 def word_timings(transcript_revision_id) -> dict[int, list[dict]]:
@@ -177,7 +175,7 @@ def save_segments(sample: Sample, planned: list[PlannedSegment], made_from: dict
         sa.select(sa.func.count()).where(
             Assignment.sample_id == sample.id,
             Assignment.task_type == TaskType.AUDIO_SEGMENTATION,
-            Assignment.status.in_(OPEN_TASK),
+            Assignment.status.in_(OPEN),
         )
     )
     if not already_open:

@@ -23,7 +23,7 @@ from ..core.models import (
     User,
 )
 from ..core.states import ProcessingState
-from ..core.tasks import create_tasks, release_expired_leases
+from ..core.tasks import DONE, OPEN, create_tasks, release_expired_leases
 from ..extensions import db
 
 MODES = ("even", "weighted", "pool")
@@ -32,7 +32,6 @@ ORDERS = {
     "flags": "most translation flags first",
     "disagreement": "largest machine/human disagreement first",
 }
-DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
 
 
 @dataclass
@@ -94,9 +93,7 @@ def matching(filters: Filters):
     open_task = sa.exists().where(
         Assignment.sample_id == Sample.id,
         Assignment.task_type == filters.task_type,
-        Assignment.status.in_(
-            (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
-        ),
+        Assignment.status.in_(OPEN),
     )
     query = sa.select(Sample).where(
         ~open_task, Sample.processing_state != ProcessingState.DISCARDED

@@ -13,16 +13,13 @@ from sqlalchemy.orm import aliased, selectinload
 from ..core import scoring
 from ..core.models import (
     Assignment,
-    AssignmentStatus,
     Decision,
     ReviewDecision,
     TranscriptRevision,
     User,
 )
-from ..core.tasks import reviewed_text
+from ..core.tasks import DONE, reviewed_text
 from ..extensions import db
-
-DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
 
 
 @dataclass

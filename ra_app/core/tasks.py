@@ -24,6 +24,10 @@ from .revisions import latest_transcript, latest_translation
 from .states import ProcessingState, can_transition, transition
 
 TEXT_TASKS = (TaskType.TRANSCRIPT_CORRECTION, TaskType.TRANSLATION_REVIEW)
+# A task someone still has to work on (waiting, claimed, or sent back to its author), and
+# one whose work is in: the two sides of every "is the review finished?".
+OPEN = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
+DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
 
 
 def reviewed_text(rows: list[dict], task_type: TaskType) -> str:
@@ -106,9 +110,6 @@ def release_expired_leases() -> int:
     return result.rowcount
 
 
-OPEN_FOR_CAP = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
-
-
 def pools_open_to(user_id: int) -> list[int]:
     """Active batches whose shared pool this reviewer may pull from: they are a member, and
     hold fewer open tasks there than the batch's cap."""
@@ -124,7 +125,7 @@ def pools_open_to(user_id: int) -> list[int]:
             sa.select(Assignment.batch_id, sa.func.count())
             .where(
                 Assignment.reviewer_id == user_id,
-                Assignment.status.in_(OPEN_FOR_CAP),
+                Assignment.status.in_(OPEN),
                 Assignment.batch_id.in_([b.id for b in member_of]),
             )
             .group_by(Assignment.batch_id)

@@ -12,13 +12,11 @@ from flask import current_app
 
 from ..core.clock import as_utc, db_now
 from ..core.models import Assignment, AssignmentStatus, User, iso_utc
-from ..core.tasks import TEXT_TASKS, extend_lease, start
+from ..core.tasks import DONE, TEXT_TASKS, extend_lease, start
 from ..extensions import db
 from . import payloads, staging
 from .errors import AlreadySubmitted, DraftConflict, Invalid, LeaseLost, NotEditable
 from .page import analyse, audio_span
-
-DONE = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
 
 
 def lock_task(task_id) -> Assignment | None:

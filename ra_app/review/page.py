@@ -18,10 +18,9 @@ from ..core.models import (
     iso_utc,
 )
 from ..core.revisions import Window, machine_draft, rows_of, window_rows
-from ..core.tasks import TEXT_TASKS
+from ..core.tasks import OPEN, TEXT_TASKS
 from ..extensions import db
 from . import staging
-from .services import OPEN_STATUSES
 
 
 def window_of(task: Assignment) -> Window:
@@ -120,7 +119,7 @@ def task_rows(task: Assignment) -> list[dict]:
     if task.answer and task.answer.get("sentences") is not None:
         return task.answer["sentences"]  # a gold task's submit
     transcript_id, translation_id = (None, None)
-    if task.status not in OPEN_STATUSES:
+    if task.status not in OPEN:
         transcript_id, translation_id = submitted_revisions(task)
     if transcript_id is None:
         transcript_id = task.base_transcript_revision_id

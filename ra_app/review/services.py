@@ -4,17 +4,16 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
-from ..core.models import Assignment, AssignmentStatus, TaskType
+from ..core.models import Assignment, TaskType
+from ..core.tasks import OPEN
 from ..extensions import db
-
-OPEN_STATUSES = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
 
 
 def my_queue(user_id: int) -> dict[TaskType, list[Assignment]]:
     """The reviewer's open tasks, grouped by task type in a fixed order."""
     tasks = db.session.scalars(
         sa.select(Assignment)
-        .where(Assignment.reviewer_id == user_id, Assignment.status.in_(OPEN_STATUSES))
+        .where(Assignment.reviewer_id == user_id, Assignment.status.in_(OPEN))
         .order_by(Assignment.created_at, Assignment.window_start_s)
     )
     grouped: dict[TaskType, list[Assignment]] = defaultdict(list)

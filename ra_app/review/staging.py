@@ -19,6 +19,7 @@ from ..core.models import (
     utcnow,
 )
 from ..core.revisions import latest_transcript, latest_translation
+from ..core.tasks import OPEN
 from ..extensions import db
 
 DECISIONS = (Decision.APPROVE, Decision.APPROVE_MINOR, Decision.APPROVE_MAJOR, Decision.REJECT)
@@ -52,7 +53,7 @@ def send_to_second_review(task: Assignment) -> Assignment | None:
     open_review = db.session.scalar(
         sa.select(Assignment.id).where(
             Assignment.review_of_id == task.id,
-            Assignment.status.in_((AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS)),
+            Assignment.status.in_(OPEN),
         )
     )
     if open_review is not None:

@@ -33,14 +33,13 @@ from ..core.revisions import (
     write_revisions,
 )
 from ..core.states import ProcessingState, can_transition
-from ..core.tasks import TEXT_TASKS, reviewed_text
+from ..core.tasks import OPEN, TEXT_TASKS, reviewed_text
 from ..extensions import db
 from . import gold, payloads, staging
 from .drafts import record_listening, require_editable
 from .errors import Invalid, NotEditable, NotHeard, Stale
 from .page import machine_rows, revision_rows, window_of
 from .segments import submit_segments
-from .services import OPEN_STATUSES
 
 
 def clean_row(row: dict) -> dict:
@@ -341,7 +340,7 @@ def finish_sample_if_done(sample: Sample, task_type: TaskType) -> bool:
         sa.select(sa.func.count()).where(
             Assignment.sample_id == sample.id,
             Assignment.task_type.in_(kinds),
-            Assignment.status.in_(OPEN_STATUSES),
+            Assignment.status.in_(OPEN),
             Assignment.is_gold.is_(False),
         )
     )

@@ -1,6 +1,9 @@
 // What the three editors share: a list of rows (sentences or segments) with one "current"
 // row, click-to-play, the row playing highlighted and kept in view, regions on the waveform
 // for the rows, problems shown next to rows, and an undo for structural edits.
+//
+// Long module: one class, the editors' shared base; its rows and its waveform regions update
+// each other on every edit, so they stay together.
 import { h, clear, num, whenIdle, FIELD_SIZING } from "./dom.js";
 
 // Long tasks (a whole hour: ~900 rows) draw the first rows at once and the rest when the
