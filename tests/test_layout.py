@@ -130,3 +130,13 @@ def test_a_long_module_says_why_at_its_top(path):
         f"{path.relative_to(ROOT)} has {len(lines)} lines: split it along its ideas, or say "
         f"at its top why not ({LONG_REASON} …)"
     )
+
+
+def test_the_cli_knows_every_pipeline_command_by_name():
+    """The names the app's CLI lists without importing the pipeline are exactly the
+    pipeline's commands."""
+    from pipeline.commands import COMMANDS
+    from ra_app.commands import PIPELINE_NAMES
+
+    assert set(PIPELINE_NAMES) == set(COMMANDS)
+    assert all(COMMANDS[name].name == name for name in COMMANDS)
