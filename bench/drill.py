@@ -1,6 +1,9 @@
 """The fault drill: a day of the pipeline and the review app under the faults a real day
 brings, and the counts that say whether anything was lost or done twice.
 
+Long module: one story read top to bottom (start the services, ingest, review, the faults,
+the counts); its steps share the services and the reviewers' record of what they saw.
+
     .venv/bin/python -m bench.drill [--recordings 30] [--max-minutes 10]
 
 What it runs, on this machine: a Postgres database of its own (on the machine's server), a

@@ -12,26 +12,32 @@ One upload becomes, in one directory:
 Everything is made by a single ffmpeg process that decodes the source once; the
 peaks are computed in Python from a third, raw PCM output that ffmpeg writes to a
 pipe, in fixed-size chunks, so memory stays flat however long the recording is. The
-names, formats and the peaks file layout are the core's (ra_app/core/audio.py, peaks.py).
+names, formats and the peaks file layout are the core's (ra_app/core/audio.py, peaks.py);
+the check before converting and its errors are pipeline/probe.py's.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import re
 import secrets
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, cast
+from typing import BinaryIO, cast
 
+from pipeline.probe import (
+    MediaError,
+    ProbeResult,
+    first_error_line,
+    input_url,
+    last_lines,
+    probe,
+    too_short,
+)
 from ra_app.core.audio import (
     FFMPEG,
-    FFPROBE,
     MASTER_NAME,
     PEAKS_NAME,
     RENDITION_BITRATE,
@@ -49,55 +55,6 @@ TRUNCATED_RATIO = 0.9
 """Decoding less than this share of the duration the container announces means
 the file was cut short (an interrupted upload), not that the header is a bit off."""
 
-PROBE_TIMEOUT_S = 60.0
-
-# Demuxers that open *other* files or URLs named inside the upload (playlists,
-# concat lists, SDP): an untrusted upload must never make ffmpeg read elsewhere.
-_INDIRECT_FORMATS = frozenset({"hls", "concat", "sdp", "dash"})
-
-_LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
-
-MediaErrorCode = Literal[
-    "empty", "unreadable", "no_audio", "too_short", "truncated", "ffmpeg_failed"
-]
-
-
-class MediaError(ValueError):
-    """An upload that cannot become a usable recording.
-
-    ``str(err)`` is a sentence fit to show the uploader; ``err.code`` is a short
-    stable token for the database/UI logic; ``err.detail`` holds ffmpeg's own words
-    (possibly empty) for the logs.
-    """
-
-    def __init__(self, code: MediaErrorCode, message: str, detail: str = "") -> None:
-        # All in args, in __init__'s order: pickle and Celery rebuild exceptions
-        # as ``cls(*args)``, so code and detail survive the trip to the caller.
-        super().__init__(code, message, detail)
-        self.code: MediaErrorCode = code
-        self.message = message
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """What ffprobe says about an upload (first audio stream).
-
-    ``duration_s`` is ``None`` when the container does not announce one (for example
-    WebM straight from a browser's MediaRecorder); ``convert`` then relies on the
-    decoded sample count instead.
-    """
-
-    duration_s: float | None
-    has_audio: bool
-    codec: str | None
-    sample_rate: int | None
-    channels: int | None
-    format_name: str
-
 
 @dataclass(frozen=True)
 class ConvertResult:
@@ -109,136 +66,6 @@ class ConvertResult:
     duration_s: float
     sha256: str
     source: ProbeResult
-
-
-# --------------------------------------------------------------------------- probe
-
-
-def _first_error_line(stderr: str) -> str:
-    """ffmpeg's first complaint, without the ``[demuxer @ 0x...]`` noise."""
-    for line in stderr.splitlines():
-        line = _LOG_PREFIX.sub("", line.strip())
-        if line:
-            return line
-    return "no details"
-
-
-def _last_lines(stderr: str, n: int = 5) -> str:
-    lines = [_LOG_PREFIX.sub("", ln.strip()) for ln in stderr.splitlines()]
-    return "\n".join([ln for ln in lines if ln][-n:])
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        return None
-    return result if math.isfinite(result) and result >= 0 else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _fmt_seconds(value: float, other: float) -> str:
-    """One decimal, unless that would make the two numbers look the same."""
-    text = f"{value:.1f}"
-    return text if text != f"{other:.1f}" else f"{value:.3f}"
-
-
-def _too_short(duration_s: float, min_duration_s: float) -> MediaError:
-    return MediaError(
-        "too_short",
-        f"clip is {_fmt_seconds(duration_s, min_duration_s)} s long; "
-        f"the minimum is {_fmt_seconds(min_duration_s, duration_s)} s",
-    )
-
-
-def _input_url(path: Path) -> str:
-    """``file:`` + absolute path, so names with ``:`` or a leading ``-`` stay file names."""
-    return "file:" + str(path.resolve())
-
-
-def probe(
-    path: str | os.PathLike[str],
-    min_duration_s: float = 1.0,
-    *,
-    require_audio: bool = True,
-) -> ProbeResult:
-    """Check an upload with ffprobe before spending time converting it.
-
-    Raises ``MediaError`` (codes ``empty``, ``unreadable``, ``no_audio``,
-    ``too_short``) so a bad upload is rejected with a message the uploader
-    understands. ``FileNotFoundError`` is left alone: a missing file is our bug,
-    not the uploader's.
-    """
-    src = Path(path)
-    if src.stat().st_size == 0:
-        raise MediaError("empty", "file is empty")
-    cmd = [
-        FFPROBE, "-v", "error", "-protocol_whitelist", "file",
-        "-print_format", "json", "-show_format", "-show_streams",
-        _input_url(src),
-    ]  # fmt: skip
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, errors="replace",
-            timeout=PROBE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(
-            "unreadable", "not an audio or video file ffmpeg can read: ffprobe timed out"
-        ) from exc
-    if proc.returncode != 0:
-        # Name the upload as the uploader knows it, not by our storage path.
-        first = _first_error_line(proc.stderr.replace(_input_url(src), src.name))
-        raise MediaError(
-            "unreadable", f"not an audio or video file ffmpeg can read: {first}", proc.stderr
-        )
-    try:
-        info = json.loads(proc.stdout or "{}")
-    except json.JSONDecodeError as exc:
-        raise MediaError(
-            "unreadable", "not an audio or video file ffmpeg can read: bad ffprobe output"
-        ) from exc
-
-    fmt = info.get("format") or {}
-    format_name = str(fmt.get("format_name") or "")
-    streams = info.get("streams") or []
-    if not streams or not format_name:
-        raise MediaError(
-            "unreadable", "not an audio or video file ffmpeg can read: no streams found"
-        )
-    if set(format_name.split(",")) & _INDIRECT_FORMATS:
-        raise MediaError(
-            "unreadable",
-            f"not an audio or video file ffmpeg can read: {format_name} is not accepted",
-        )
-
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    if audio is None:
-        if require_audio:
-            raise MediaError("no_audio", "has no audio stream")
-        return ProbeResult(
-            _float_or_none(fmt.get("duration")), False, None, None, None, format_name
-        )
-
-    duration = _float_or_none(audio.get("duration"))
-    if duration is None:
-        duration = _float_or_none(fmt.get("duration"))
-    if duration is not None and duration < min_duration_s:
-        raise _too_short(duration, min_duration_s)
-    return ProbeResult(
-        duration_s=duration,
-        has_audio=True,
-        codec=audio.get("codec_name"),
-        sample_rate=_int_or_none(audio.get("sample_rate")),
-        channels=_int_or_none(audio.get("channels")),
-        format_name=format_name,
-    )
 
 
 # ------------------------------------------------------------------------ convert
@@ -263,7 +90,7 @@ def _ffmpeg_command(source: Path, master_tmp: Path, rendition_tmp: Path) -> list
         # a corrupt or cut-off upload must fail, not become silently shorter.
         "-xerror",
         "-protocol_whitelist", "file",
-        "-i", _input_url(source),
+        "-i", input_url(source),
         "-filter_complex", graph,
         *_output_args(
             "-map", "[master]", "-c:a", "pcm_s16le", "-fflags", "+bitexact",
@@ -333,10 +160,10 @@ def convert(
             _ffmpeg_command(source, tmp[MASTER_NAME], tmp[RENDITION_NAME]), builder, chunk_bytes
         )
         decoded_s = builder.n_samples / SAMPLE_RATE
-        shown = stderr.replace(_input_url(source), source.name)  # no storage paths in messages
+        shown = stderr.replace(input_url(source), source.name)  # no storage paths in messages
         expected_s = info.duration_s
         if expected_s is not None and decoded_s < TRUNCATED_RATIO * expected_s:
-            why = f" ({_first_error_line(shown)})" if shown.strip() else ""
+            why = f" ({first_error_line(shown)})" if shown.strip() else ""
             raise MediaError(
                 "truncated",
                 f"file is truncated or damaged: only {decoded_s:.1f} s of the announced "
@@ -344,10 +171,10 @@ def convert(
                 stderr,
             )
         if returncode != 0:
-            tail = _last_lines(shown) or f"exit status {returncode}"
+            tail = last_lines(shown) or f"exit status {returncode}"
             raise MediaError("ffmpeg_failed", f"conversion failed: {tail}", stderr)
         if decoded_s < min_duration_s:
-            raise _too_short(decoded_s, min_duration_s)
+            raise too_short(decoded_s, min_duration_s)
 
         write_peaks(tmp[PEAKS_NAME], builder.finish(), SAMPLE_RATE)
         for name in names:

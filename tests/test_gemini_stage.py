@@ -267,7 +267,7 @@ def test_long_audio_is_cut_into_overlapping_chunks_and_joined_without_loss(
 
 
 def audio_seconds(path) -> float:
-    from pipeline.media import probe
+    from pipeline.probe import probe
 
     return probe(path).duration_s
 

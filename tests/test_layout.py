@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LONG_LINES = 400  # "about 350": past this a module says at its top why it is long
+LONG_LINES = 360  # "about 350 lines": past this a module says at its top why it is long
 LONG_REASON = "Long module:"
 
 

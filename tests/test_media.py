@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 
 from pipeline import media
-from pipeline.media import MediaError, convert, probe
+from pipeline.media import convert
+from pipeline.probe import MediaError, probe
 from ra_app.core import peaks
 from ra_app.core.files import sha256_file
 from ra_app.core.peaks import DEFAULT_LEVELS, PeakLevel, PeaksBuilder, read_peaks, write_peaks

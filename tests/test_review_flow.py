@@ -323,7 +323,7 @@ def test_a_window_task_plays_only_its_window(app, client, auth, reviewer, tmp_pa
     clip = client.get(f"/tasks/{task_id}/audio").get_data()
     path = tmp_path / "clip.m4a"
     path.write_bytes(clip)
-    from pipeline.media import probe
+    from pipeline.probe import probe
 
     assert abs(probe(path).duration_s - 20.0) < 0.1
     peaks = client.get(f"/tasks/{task_id}/peaks").get_json()

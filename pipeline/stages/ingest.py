@@ -27,6 +27,7 @@ from ra_app.extensions import db
 
 from .. import media
 from ..errors import PermanentError
+from ..probe import MediaError, probe
 from ..subtitles import SubtitleError, load_subtitle_file
 
 SAMPLE_NAMESPACE = uuid.UUID("6f1f0c1e-5d0b-4c4e-9d7a-2b8f6c1d9e30")
@@ -143,7 +144,7 @@ def read_subtitles(recording: Recording) -> list | None:
         raise PermanentError(f"subtitles unreadable: {error}", code="bad_subtitles") from error
 
 
-def media_error(error: media.MediaError) -> PermanentError:
+def media_error(error: MediaError) -> PermanentError:
     return PermanentError(str(error), code=error.code)
 
 
@@ -163,8 +164,8 @@ def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
     sentences = read_subtitles(recording)
     if dry_run:
         try:
-            info = media.probe(path, min_duration_s=min_s)
-        except media.MediaError as error:
+            info = probe(path, min_duration_s=min_s)
+        except MediaError as error:
             raise media_error(error) from error
         return Outcome("would_create", recording.external_id, f"{info.duration_s or 0:.1f} s")
 
@@ -176,7 +177,7 @@ def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
     try:
         try:
             result = media.convert(path, scratch, min_duration_s=min_s)
-        except media.MediaError as error:
+        except MediaError as error:
             raise media_error(error) from error
         sample = save_sample(recording, sample_id, final_key, result, checksum, sentences)
         storage.place_dir(scratch, final_key)

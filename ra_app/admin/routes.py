@@ -25,6 +25,7 @@ from ..extensions import db
 from ..review import gold
 from . import batches as batches_service
 from . import bp, pipeline, quality
+from . import progress as batch_progress
 from .forms import NewUserForm
 from .services import all_users, latest_samples, recent_failures, stage_counts
 
@@ -132,7 +133,7 @@ def batch_list():
     return render_template(
         "admin/batches.html",
         batches=batches,
-        reports=batches_service.batch_counts([b.id for b in batches]),
+        reports=batch_progress.batch_counts([b.id for b in batches]),
     )
 
 
@@ -197,7 +198,7 @@ def batch_new():
 @bp.route("/batches/<int:batch_id>")
 def batch_detail(batch_id):
     batch = db.session.get(Batch, batch_id) or abort(404)
-    report = batches_service.batch_report(batch)
+    report = batch_progress.batch_report(batch)
     overall, reviewers = quality.report(batch.id)
     return render_template(
         "admin/batch_detail.html",
@@ -209,7 +210,7 @@ def batch_detail(batch_id):
         gold_answers=gold.gold_answers() if batch.task_type in gold.GOLD_TYPES else [],
         waiting_reviews=batches_service.waiting_reviews(batch),
         # The chart holds only numbers and dates the server formatted, no user text.
-        chart=Markup(batches_service.throughput_svg(report["per_day"])),  # noqa: S704
+        chart=Markup(batch_progress.throughput_svg(report["per_day"])),  # noqa: S704
         reviewers=reviewers_for_form(),
     )
 

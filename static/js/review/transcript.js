@@ -3,7 +3,8 @@
 // flags and language overrides travel with the sentences through split and merge.
 import { h, num, round3, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
 import { ListEditor } from "./list.js";
-import { rowWords, renderChips, shareLabel, toggleWordLanguage, tokenAt, tokenize, wordKey, renderDiff, pct } from "./words.js";
+import { mergeSentences, newSentence, splitOffset, splitSentence, splitTime } from "./sentences.js";
+import { rowWords, renderChips, shareLabel, toggleWordLanguage, tokenAt, wordKey, renderDiff, pct } from "./words.js";
 
 function readFlag(key) {
   try {
@@ -11,11 +12,6 @@ function readFlag(key) {
   } catch {
     return null;
   }
-}
-
-function overridesFor(text, overrides) {
-  const keys = new Set(tokenize(text).map((t) => wordKey(t.text)));
-  return Object.fromEntries(Object.entries(overrides || {}).filter(([k]) => keys.has(k)));
 }
 
 export class TranscriptEditor extends ListEditor {
@@ -247,31 +243,10 @@ export class TranscriptEditor extends ListEditor {
   split(index = this.currentIndex()) {
     const row = this.items[index];
     if (!row) return;
-    const text = row.text || "";
-    let caret = this.caretIn(index);
-    if (caret === null || caret <= 0 || caret >= text.length) {
-      // No caret inside the text: split at the word boundary nearest the middle.
-      const mid = text.length / 2;
-      const spaces = [...text.matchAll(/\s+/g)].map((m) => m.index);
-      caret = spaces.length ? spaces.reduce((a, b) => (Math.abs(b - mid) < Math.abs(a - mid) ? b : a)) : text.length;
-    }
-    const left = text.slice(0, caret).trim();
-    const right = text.slice(caret).trim();
-    const s = num(row.start);
-    const e = num(row.end);
-    let at = null;
-    if (s !== null && e !== null) {
-      const t = this.player?.now();
-      at = t !== undefined && t > s + 0.05 && t < e - 0.05 ? t : s + (e - s) * (text.length ? caret / text.length : 0.5);
-      at = round3(at);
-    }
+    const caret = splitOffset(row.text || "", this.caretIn(index));
+    const at = splitTime(row, caret, this.player?.now());
     this.snapshot(`split sentence ${index + 1}`);
-    const first = { ...row, text: left, end: at ?? row.end, lang_overrides: overridesFor(left, row.lang_overrides) };
-    const second = {
-      ...row, _id: `${row._id}b${Date.now().toString(36)}`, start: at ?? row.start, text: right,
-      translation: "", flags: [], lang_overrides: overridesFor(right, row.lang_overrides),
-    };
-    this.store.items.splice(index, 1, first, second);
+    this.store.items.splice(index, 1, ...splitSentence(row, caret, at));
     this.structural(`Sentence ${index + 1} split in two`, index + 1, { caret: "start" });
   }
 
@@ -283,27 +258,12 @@ export class TranscriptEditor extends ListEditor {
       return;
     }
     this.snapshot(`merge sentences ${index + 1} and ${index + 2}`);
-    const join = (x, y) => [x, y].map((v) => (v || "").trim()).filter(Boolean).join(" ");
-    const starts = [num(a.start), num(b.start)].filter((v) => v !== null);
-    const ends = [num(a.end), num(b.end)].filter((v) => v !== null);
     const caret = (a.text || "").trim().length;
-    const merged = {
-      ...a,
-      start: starts.length ? Math.min(...starts) : a.start,
-      end: ends.length ? Math.max(...ends) : b.end,
-      text: join(a.text, b.text),
-      translation: join(a.translation, b.translation),
-      flags: [...new Set([...(a.flags || []), ...(b.flags || [])])],
-      lang_overrides: { ...(b.lang_overrides || {}), ...(a.lang_overrides || {}) },
-    };
+    const merged = mergeSentences(a, b);
     this.store.items.splice(index, 2, merged);
     this.structural(`Sentences ${index + 1} and ${index + 2} merged`, index);
     const ta = this.rowEls.get(merged._id)?.querySelector("textarea.text");
     if (ta) ta.setSelectionRange(caret, caret);
-  }
-
-  newRow(start, end) {
-    return { _id: `n${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, start: round3(start), end: round3(end), text: "", translation: "", flags: [], lang_overrides: {} };
   }
 
   insert(index = this.currentIndex()) {
@@ -317,7 +277,7 @@ export class TranscriptEditor extends ListEditor {
     if (end - start < 0.3) end = start + Math.min(2, Math.max(0.3, this.windowEnd - start));
     if (end > this.windowEnd) end = Math.max(start + 0.1, this.windowEnd);
     this.snapshot(`insert a sentence after ${index + 1}`);
-    this.store.items.splice(index + 1, 0, this.newRow(start, end));
+    this.store.items.splice(index + 1, 0, newSentence(start, end));
     this.structural(`Sentence inserted after sentence ${index + 1}`, index + 1);
   }
 
@@ -327,7 +287,7 @@ export class TranscriptEditor extends ListEditor {
     const next = this.items[index];
     const end = Math.min(next ? num(next.start) ?? t + 2 : t + 2, this.windowEnd);
     this.snapshot("add a sentence");
-    this.store.items.splice(index, 0, this.newRow(t, end > t + 0.1 ? end : t + 1));
+    this.store.items.splice(index, 0, newSentence(t, end > t + 0.1 ? end : t + 1));
     this.structural(`Sentence ${index + 1} added`, index);
   }
 
