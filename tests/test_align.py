@@ -268,9 +268,7 @@ def test_the_flow_names_each_stage_after_the_one_before_on_its_queue(app, celery
         ("off", True, "pipeline.segment"),
     ],
 )
-def test_alignment_joins_the_flow_only_where_a_gpu_worker_serves_it(
-    app, setting, seen, expected
-):
+def test_alignment_joins_the_flow_only_where_a_gpu_worker_serves_it(app, setting, seen, expected):
     from pipeline.workers import stamp
 
     app.config["ALIGN_ENABLED"] = setting
@@ -292,9 +290,7 @@ def test_a_gpu_worker_last_seen_long_ago_does_not_count(app):
 
     with app.app_context():
         stamp("gpu-host@test", ["gpu"])
-        db.session.execute(
-            sa.update(WorkerSeen).values(seen_at=utcnow() - timedelta(hours=1))
-        )
+        db.session.execute(sa.update(WorkerSeen).values(seen_at=utcnow() - timedelta(hours=1)))
         db.session.commit()
         sample = stored_sample(app, quiet(13), ROWS)
         assert next_task(sample) == "pipeline.segment"

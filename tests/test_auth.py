@@ -126,10 +126,14 @@ def test_twelve_parallel_guesses_get_no_more_than_the_limit_checked(app, reviewe
     tokens = [csrf_token_from(c.get("/login").get_data(as_text=True)) for c in clients]
 
     def guess(i):
-        return clients[i].post(
-            "/login",
-            data={"email": reviewer.email, "password": f"wrong {i}", "csrf_token": tokens[i]},
-        ).status_code
+        return (
+            clients[i]
+            .post(
+                "/login",
+                data={"email": reviewer.email, "password": f"wrong {i}", "csrf_token": tokens[i]},
+            )
+            .status_code
+        )
 
     with ThreadPoolExecutor(12) as pool:
         statuses = sorted(pool.map(guess, range(12)))

@@ -365,9 +365,7 @@ def test_pipeline_run_commands_as_wired(app, celery_app, tmp_path):
         ("not_wav", "bad_master"),  # replaced by something that is no WAV at all
     ],
 )
-def test_a_master_that_is_not_what_ingestion_recorded_fails_for_good(
-    app, tmp_path, damage, code
-):
+def test_a_master_that_is_not_what_ingestion_recorded_fails_for_good(app, tmp_path, damage, code):
     from pipeline.jobs import stage_run
     from ra_app.core.models import FailureClass, JobRun, JobStatus
 

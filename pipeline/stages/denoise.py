@@ -40,7 +40,6 @@ ABSOLUTE_GATE_DBFS = -70.0
 RELATIVE_GATE_DB = -10.0
 
 
-
 def denoised_audio_path(sample: Sample) -> Path | None:
     """The denoised rendition the review player can switch to, if the sample has one."""
     if not sample.denoised_path:

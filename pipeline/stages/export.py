@@ -238,5 +238,3 @@ def run(
     db.session.commit()
     status = "already_exported" if unchanged else "exported"
     return outcome(status, sample.id, f"{len(c.segments)} segments, split {split}", **facts)
-
-
