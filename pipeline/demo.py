@@ -19,7 +19,13 @@ from flask.cli import with_appcontext
 
 from ra_app.core.accounts import create_account, find_user
 from ra_app.core.models import Origin, Role, Sample, Segment, SourceKind, TaskType, User
-from ra_app.core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
+from ra_app.core.revisions import (
+    latest_transcript,
+    latest_translation,
+    rows_inside,
+    rows_of,
+    write_revisions,
+)
 from ra_app.core.states import ProcessingState, transition
 from ra_app.core.tasks import create_tasks
 from ra_app.extensions import db
@@ -207,7 +213,7 @@ def demo_segments(sample: Sample, rows: list[dict]) -> None:
     """Segments as a first cut would make them: the second one too short to keep."""
     cuts = [rows[0]["start"], rows[2]["end"], rows[3]["end"], rows[-1]["end"]]
     for position, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
-        inside = [r for r in rows if start <= (r["start"] + r["end"]) / 2 < end]
+        inside = rows_inside(rows, start, end)
         db.session.add(
             Segment(
                 sample_id=sample.id,

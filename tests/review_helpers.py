@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from pipeline.stages.ingest import Recording, ingest
-from ra_app.core.models import Origin, Sample, SourceKind, TaskType, User
+from ra_app.core.models import Origin, Sample, Segment, SourceKind, TaskType, User
 from ra_app.core.revisions import write_revisions
 from ra_app.core.states import ProcessingState, transition
 from ra_app.core.tasks import claim_next, create_tasks
@@ -52,6 +52,17 @@ def make_review_sample(
         model_name="test",
     )
     transition(sample, ProcessingState.TRANSCRIBED)
+    db.session.commit()
+    return sample
+
+
+def segmented_sample(tmp_path: Path, duration_s: float, cuts: list[float]) -> Sample:
+    """A recording whose text was reviewed, cut into segments at `cuts` (in an app context)."""
+    sample = make_review_sample(tmp_path, duration_s=duration_s)
+    for state in (ProcessingState.IN_REVIEW, ProcessingState.REVIEWED, ProcessingState.SEGMENTED):
+        transition(sample, state)
+    for position, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        db.session.add(Segment(sample_id=sample.id, position=position, start_s=start, end_s=end))
     db.session.commit()
     return sample
 

@@ -91,28 +91,26 @@ def test_an_unknown_email_is_answered_and_throttled_like_a_known_one(app, review
     assert answers[reviewer.email][-1][0] == 429
 
 
-def test_twelve_parallel_wrong_passwords_all_count(app, reviewer):
-    """Counted by the database and by the limiter atomically: twelve guesses at once lock
-    the account from that address, and each one that was checked is on the account."""
+def wrong_passwords_at_once(app, email: str, count: int) -> list[int]:
+    """`count` sign-ins with wrong passwords, each from its own browser, all at once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    app.config["LOGIN_MAX_FAILURES"] = 12
-    clients = [app.test_client() for _ in range(12)]
+    clients = [app.test_client() for _ in range(count)]
     tokens = [csrf_token_from(c.get("/login").get_data(as_text=True)) for c in clients]
 
     def guess(i):
-        return (
-            clients[i]
-            .post(
-                "/login",
-                data={"email": reviewer.email, "password": f"wrong {i}", "csrf_token": tokens[i]},
-            )
-            .status_code
-        )
+        form = {"email": email, "password": f"wrong {i}", "csrf_token": tokens[i]}
+        return clients[i].post("/login", data=form).status_code
 
-    with ThreadPoolExecutor(12) as pool:
-        statuses = list(pool.map(guess, range(12)))
-    assert statuses == [401] * 12
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(guess, range(count)))
+
+
+def test_twelve_parallel_wrong_passwords_all_count(app, reviewer):
+    """Counted by the database and by the limiter atomically: twelve guesses at once lock
+    the account from that address, and each one that was checked is on the account."""
+    app.config["LOGIN_MAX_FAILURES"] = 12
+    assert wrong_passwords_at_once(app, reviewer.email, 12) == [401] * 12
     with app.app_context():
         assert db.session.get(User, reviewer.id).failed_logins == 12
     # The thirteenth attempt, with the right password, finds the limit reached.
@@ -120,23 +118,7 @@ def test_twelve_parallel_wrong_passwords_all_count(app, reviewer):
 
 
 def test_twelve_parallel_guesses_get_no_more_than_the_limit_checked(app, reviewer):
-    from concurrent.futures import ThreadPoolExecutor
-
-    clients = [app.test_client() for _ in range(12)]
-    tokens = [csrf_token_from(c.get("/login").get_data(as_text=True)) for c in clients]
-
-    def guess(i):
-        return (
-            clients[i]
-            .post(
-                "/login",
-                data={"email": reviewer.email, "password": f"wrong {i}", "csrf_token": tokens[i]},
-            )
-            .status_code
-        )
-
-    with ThreadPoolExecutor(12) as pool:
-        statuses = sorted(pool.map(guess, range(12)))
+    statuses = sorted(wrong_passwords_at_once(app, reviewer.email, 12))
     limit = app.config["LOGIN_MAX_FAILURES"]
     assert statuses == [401] * limit + [429] * (12 - limit)
     with app.app_context():

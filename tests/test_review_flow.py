@@ -21,7 +21,7 @@ from ra_app.core.states import ProcessingState
 from ra_app.extensions import db
 
 from .conftest import csrf_token_from
-from .review_helpers import assign, claim, make_review_sample
+from .review_helpers import assign, claim, make_review_sample, segmented_sample
 
 
 def post_json(client, url, payload, token=None):
@@ -237,33 +237,13 @@ def test_translation_review_edits_translations_and_clears_flags(
         assert sample.translation_flag_count == 1 and sample.needs_translation_review
 
 
-def make_segments(app, sample_id, cuts):
-    with app.app_context():
-        for position, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
-            db.session.add(
-                Segment(sample_id=sample_id, position=position, start_s=start, end_s=end)
-            )
-        db.session.commit()
-
-
 def test_segmentation_enforces_the_length_rule_and_carries_text(
     app, client, auth, reviewer, tmp_path
 ):
     with app.app_context():
-        sample = make_review_sample(tmp_path, duration_s=45.0)
-        for state in (
-            ProcessingState.IN_REVIEW,
-            ProcessingState.REVIEWED,
-            ProcessingState.SEGMENTED,
-        ):
-            from ra_app.core.states import transition
-
-            transition(sample, state)
-        db.session.commit()
+        sample = segmented_sample(tmp_path, 45.0, [0.0, 12.0, 20.0, 44.5])
         sample_id = str(sample.id)
-    make_segments(app, sample_id, [0.0, 12.0, 20.0, 44.5])
-    with app.app_context():
-        assign(db.session.get(Sample, sample_id), reviewer.id, TaskType.AUDIO_SEGMENTATION)
+        assign(sample, reviewer.id, TaskType.AUDIO_SEGMENTATION)
         task_id = str(claim(reviewer.id).id)
     auth.login(reviewer.email)
     token = page_token(client)

@@ -14,20 +14,18 @@ import sqlalchemy as sa
 from ra_app.core.models import (
     Assignment,
     AssignmentStatus,
-    Sample,
     Segment,
     TaskType,
     User,
     utcnow,
 )
 from ra_app.core.revisions import latest_translation
-from ra_app.core.states import ProcessingState, transition
 from ra_app.core.tasks import start
 from ra_app.extensions import db
 from ra_app.security import HEADERS
 
-from .review_helpers import assign, claim, make_review_sample
-from .test_review_flow import make_segments, page_token, post_json, setup_task
+from .review_helpers import assign, claim, make_review_sample, segmented_sample
+from .test_review_flow import page_token, post_json, setup_task
 from .test_staged_review import current_rows
 
 GOOD = {"start": 0.5, "end": 3.0, "text": "câu", "translation": "", "flags": []}
@@ -134,20 +132,9 @@ def test_no_more_counts_as_heard_than_the_time_since_the_claim_allows(
 
 def segmentation_task(app, reviewer, tmp_path, duration_s, cuts, window_s):
     with app.app_context():
-        sample = make_review_sample(tmp_path, duration_s=duration_s)
-        for state in (
-            ProcessingState.IN_REVIEW,
-            ProcessingState.REVIEWED,
-            ProcessingState.SEGMENTED,
-        ):
-            transition(sample, state)
-        db.session.commit()
-        sample_id = str(sample.id)
-    make_segments(app, sample_id, cuts)
-    with app.app_context():
-        sample = db.session.get(Sample, sample_id)
+        sample = segmented_sample(tmp_path, duration_s, cuts)
         assign(sample, reviewer.id, TaskType.AUDIO_SEGMENTATION, window_s=window_s)
-        return str(claim(reviewer.id).id), sample_id
+        return str(claim(reviewer.id).id), str(sample.id)
 
 
 def test_segments_are_checked_with_the_rest_of_the_recording(app, client, auth, reviewer, tmp_path):

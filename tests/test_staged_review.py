@@ -22,12 +22,12 @@ from ra_app.core.models import (
     utcnow,
 )
 from ra_app.core.revisions import latest_transcript, latest_translation
-from ra_app.core.states import ProcessingState, transition
+from ra_app.core.states import ProcessingState
 from ra_app.extensions import db
 from ra_app.review import staging
 
-from .review_helpers import claim, make_review_sample
-from .test_review_flow import make_segments, page_token, post_json
+from .review_helpers import claim, make_review_sample, segmented_sample
+from .test_review_flow import page_token, post_json
 
 
 def batch_of(reviewers, task_type=TaskType.TRANSCRIPT_CORRECTION, share=0.0, mode="pool"):
@@ -302,14 +302,7 @@ def test_segment_review_records_the_boundary_shift(app, client, auth, make_user,
     a = make_user("a@example.com")
     b = make_user("b@example.com")
     with app.app_context():
-        sample = make_review_sample(tmp_path, duration_s=45.0)
-        for state in (ProcessingState.IN_REVIEW, ProcessingState.REVIEWED):
-            transition(sample, state)
-        transition(sample, ProcessingState.SEGMENTED)
-        db.session.commit()
-        sample_id = str(sample.id)
-    make_segments(app, sample_id, [0.0, 20.0, 44.5])
-    with app.app_context():
+        sample_id = str(segmented_sample(tmp_path, 45.0, [0.0, 20.0, 44.5]).id)
         batch_of([a, b], TaskType.AUDIO_SEGMENTATION, share=1.0)
         task_id = str(claim(a.id).id)
     auth.login(a.email)

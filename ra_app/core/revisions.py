@@ -98,6 +98,11 @@ def window_rows(rows: list[dict], window: Window) -> list[dict]:
     return [row for row in rows if window.holds(row)]
 
 
+def rows_inside(rows: list[dict], start: float, end: float) -> list[dict]:
+    """The sentences a segment holds: those whose middle falls in [start, end)."""
+    return [row for row in rows if start <= (row["start"] + row["end"]) / 2 < end]
+
+
 def merge_window(rows: list[dict], window: Window, edited: list[dict]) -> list[dict]:
     """The whole recording's rows with the window's rows replaced by `edited`; the
     neighbours' sentences are left exactly as they are."""

@@ -11,7 +11,13 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..core.models import Assignment, Sample, Segment
-from ..core.revisions import Window, latest_transcript, latest_translation, rows_of
+from ..core.revisions import (
+    Window,
+    latest_transcript,
+    latest_translation,
+    rows_inside,
+    rows_of,
+)
 from ..extensions import db
 from .errors import Invalid
 
@@ -74,8 +80,7 @@ def check_segments(window: Window, sent: list[dict], kept: list[Span], duration:
         elif seg.end <= seg.start:
             problems.append(f"Segment {number} ends before it starts.")
         else:
-            inside = [r for r in rows if seg.start <= (r["start"] + r["end"]) / 2 < seg.end]
-            problem = length_problem(number, seg, inside, duration)
+            problem = length_problem(number, seg, rows_inside(rows, seg.start, seg.end), duration)
             if problem:
                 problems.append(problem)
         mine.append(seg)
@@ -139,7 +144,7 @@ def submit_segments(task: Assignment, sample: Sample, sent: list[dict] | None) -
         if isinstance(item, Segment):
             item.position = position
             continue
-        inside = [r for r in rows if item.start <= (r["start"] + r["end"]) / 2 < item.end]
+        inside = rows_inside(rows, item.start, item.end)
         db.session.add(
             Segment(
                 sample_id=sample.id,

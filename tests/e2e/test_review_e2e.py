@@ -10,10 +10,10 @@ import sqlalchemy as sa
 
 from ra_app.core.models import Assignment, Origin, Sample, Segment, TaskType
 from ra_app.core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
-from ra_app.core.states import ProcessingState, transition
+from ra_app.core.states import ProcessingState
 from ra_app.extensions import db
 
-from ..review_helpers import assign, claim, make_review_sample
+from ..review_helpers import assign, claim, make_review_sample, segmented_sample
 from .conftest import LoginPage, QueuePage, TaskPage
 
 expect = pytest.importorskip("playwright.sync_api", reason="e2e: no playwright package").expect
@@ -299,18 +299,7 @@ def segmentation_task(app, tmp_path, user_id, cuts) -> tuple[str, str]:
     """A 45 s recording whose text was reviewed, cut into segments at `cuts`, and an
     audio_segmentation task on it claimed by the user."""
     with app.app_context():
-        sample = make_review_sample(tmp_path, duration_s=45.0)
-        for state in (
-            ProcessingState.IN_REVIEW,
-            ProcessingState.REVIEWED,
-            ProcessingState.SEGMENTED,
-        ):
-            transition(sample, state)
-        for position, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
-            db.session.add(
-                Segment(sample_id=sample.id, position=position, start_s=start, end_s=end)
-            )
-        db.session.commit()
+        sample = segmented_sample(tmp_path, 45.0, cuts)
         assign(sample, user_id, TaskType.AUDIO_SEGMENTATION)
         return str(claim(user_id).id), str(sample.id)
 
