@@ -8,6 +8,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
+from .core import sqlite_locks  # noqa: F401 - registers itself on every engine
+
 
 class Base(DeclarativeBase):
     pass

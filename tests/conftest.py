@@ -80,7 +80,13 @@ def make_app(db_url: str, data_root, **extra):
 
 
 @pytest.fixture
-def app(database_url_for_session, tmp_path):
+def app(postgres_app):
+    """The app on Postgres (a module about races overrides this to run on both databases)."""
+    return postgres_app
+
+
+@pytest.fixture
+def postgres_app(database_url_for_session, tmp_path):
     app = make_app(database_url_for_session, tmp_path / "data")
     yield app
     with app.app_context():

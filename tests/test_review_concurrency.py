@@ -3,9 +3,11 @@ answer), and work whose lease ran out: one effect each time, and the reviewer to
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from ra_app.core.models import (
@@ -27,11 +29,23 @@ from .test_staged_review import batch_of, current_rows, rows_now, second_of, tri
 __all__ = ["trio"]  # the fixture, used by name below
 
 
+@pytest.fixture(params=["postgres", "embedded"])
+def app(request):
+    """Every race here is run on Postgres and on the embedded mode's SQLite file, where the
+    row locks are the database's write lock (ra_app/core/sqlite_locks.py)."""
+    return request.getfixturevalue(f"{request.param}_app")
+
+
 def signed_in(app, email: str):
     """A browser (its own cookies) signed in as `email`, and its CSRF token."""
     client = app.test_client()
     AuthActions(client).login(email, PASSWORD)
     return client, page_token(client)
+
+
+def ids_of(task_and_sample: tuple[str, str]) -> tuple[uuid.UUID, uuid.UUID]:
+    """As the database takes them on both Postgres and SQLite."""
+    return tuple(uuid.UUID(i) for i in task_and_sample)
 
 
 def at_once(calls):
@@ -45,7 +59,7 @@ def test_ten_submits_at_once_make_one_revision_one_decision_one_second_review(ap
     with app.app_context():
         sample = make_review_sample(tmp_path, duration_s=12.0)
         batch_of([author, second_of(app)])
-        task_id, sample_id = str(claim(author.id).id), str(sample.id)
+        task_id, sample_id = claim(author.id).id, sample.id
         revisions_before = db.session.scalar(
             sa.select(sa.func.count()).where(TranscriptRevision.sample_id == sample.id)
         )
@@ -81,7 +95,7 @@ def test_ten_submits_at_once_make_one_revision_one_decision_one_second_review(ap
 
 
 def test_submit_mine_anyway_twice_is_one_submit(app, client, auth, reviewer, tmp_path):
-    task_id, sample_id = setup_task(app, tmp_path, reviewer.id)
+    task_id, sample_id = ids_of(setup_task(app, tmp_path, reviewer.id))
     auth.login(reviewer.email)
     token = page_token(client)
     rows = rows_now(app, sample_id)
@@ -101,8 +115,8 @@ def test_approve_and_reject_at_once_make_one_decision(app, trio, tmp_path):
         from ra_app.review.work import submit
 
         submit(task, db.session.get(User, author.id), {"sentences": current_rows(sample.id)})
-        task_id, review_id = str(task.id), str(claim(second.id).id)
-        sample_id = str(sample.id)
+        task_id, review_id = task.id, claim(second.id).id
+        sample_id = sample.id
     heard = whole(review_id, app)
     (a, ta), (b, tb) = signed_in(app, second.email), signed_in(app, second.email)
     post_json(a, f"/tasks/{review_id}/touch", {"listened": heard}, ta)
@@ -135,7 +149,7 @@ def test_approve_and_reject_at_once_make_one_decision(app, trio, tmp_path):
 def test_a_stale_autosave_from_another_tab_or_browser_is_refused(
     app, client, auth, reviewer, tmp_path
 ):
-    task_id, sample_id = setup_task(app, tmp_path, reviewer.id)
+    task_id, sample_id = ids_of(setup_task(app, tmp_path, reviewer.id))
     rows = rows_now(app, sample_id)
     auth.login(reviewer.email)
     token = page_token(client)
@@ -164,7 +178,7 @@ def test_a_stale_autosave_from_another_tab_or_browser_is_refused(
 
 
 def test_drafts_saved_at_once_from_two_tabs_keep_one_and_refuse_the_other(app, reviewer, tmp_path):
-    task_id, sample_id = setup_task(app, tmp_path, reviewer.id)
+    task_id, sample_id = ids_of(setup_task(app, tmp_path, reviewer.id))
     rows = rows_now(app, sample_id)
     tabs = [signed_in(app, reviewer.email) for _ in range(2)]
     answers = at_once(
@@ -197,7 +211,7 @@ def test_a_save_after_the_lease_went_to_someone_else_says_so(app, make_user, tmp
     with app.app_context():
         make_review_sample(tmp_path, duration_s=12.0)
         batch_of([first, other])
-        task_id = str(claim(first.id).id)
+        task_id = claim(first.id).id
     client, token = signed_in(app, first.email)
     expire_lease(app, task_id)
     pooled = post_json(
@@ -206,7 +220,7 @@ def test_a_save_after_the_lease_went_to_someone_else_says_so(app, make_user, tmp
     assert pooled.status_code == 409 and pooled.get_json()["error"] == "lease_lost"
     assert "went back to the pool" in pooled.get_json()["message"]
     with app.app_context():
-        assert str(claim(other.id).id) == task_id  # someone else takes it
+        assert claim(other.id).id == task_id  # someone else takes it
     taken = post_json(client, f"/tasks/{task_id}/submit", {"sentences": []}, token)
     assert taken.status_code == 409 and taken.get_json()["error"] == "lease_lost"
     assert "another reviewer has taken it" in taken.get_json()["message"]
@@ -217,7 +231,7 @@ def test_a_save_after_the_lease_went_to_someone_else_says_so(app, make_user, tmp
 def test_an_assigned_task_whose_lease_ran_out_is_the_reviewers_again(
     app, client, auth, reviewer, tmp_path
 ):
-    task_id, sample_id = setup_task(app, tmp_path, reviewer.id)
+    task_id, sample_id = ids_of(setup_task(app, tmp_path, reviewer.id))
     auth.login(reviewer.email)
     token = page_token(client)
     expire_lease(app, task_id)

@@ -20,8 +20,8 @@ from .page import analyse, audio_span
 
 
 def lock_task(task_id) -> Assignment | None:
-    """The task's row, locked until the transaction ends (Postgres; SQLite writes one at a
-    time anyway), read fresh from the database."""
+    """The task's row, locked until the transaction ends (on SQLite, the whole database:
+    core/sqlite_locks.py), read fresh from the database."""
     return db.session.scalar(
         sa.select(Assignment)
         .where(Assignment.id == task_id)

@@ -83,7 +83,7 @@ def comparable(rows: list[dict]) -> list[tuple]:
 
 
 def lock_sample(sample_id) -> Sample:
-    """Submits of one sample's windows take turns (Postgres row lock; SQLite's write lock)."""
+    """Submits of one sample's windows take turns (a row lock; SQLite: core/sqlite_locks.py)."""
     return db.session.scalar(sa.select(Sample).where(Sample.id == sample_id).with_for_update())
 
 
