@@ -177,6 +177,35 @@ def test_a_stale_autosave_from_another_tab_or_browser_is_refused(
     assert after_reload.status_code == 200 and after_reload.get_json()["draft_version"] == 2
 
 
+def test_a_submit_from_a_tab_behind_another_tabs_draft_is_refused(
+    app, client, auth, reviewer, tmp_path
+):
+    """The tab that fell behind cannot submit over the other tab's newer draft either."""
+    task_id, sample_id = ids_of(setup_task(app, tmp_path, reviewer.id))
+    rows = rows_now(app, sample_id)
+    auth.login(reviewer.email)
+    token = page_token(client)
+    other, other_token = signed_in(app, reviewer.email)
+    newer = [dict(r) for r in rows]
+    newer[0]["text"] = "typed in the other browser"
+    saved = post_json(
+        other, f"/tasks/{task_id}/draft", {"sentences": newer, "draft_version": 0}, other_token
+    )
+    assert saved.status_code == 200
+    behind = post_json(
+        client, f"/tasks/{task_id}/submit", {"sentences": rows, "draft_version": 0}, token
+    )
+    assert behind.status_code == 409 and behind.get_json()["error"] == "draft_conflict"
+    with app.app_context():
+        task = db.session.get(Assignment, task_id)
+        assert task.status is AssignmentStatus.IN_PROGRESS
+        assert task.draft["sentences"][0]["text"] == "typed in the other browser"
+    done = post_json(
+        other, f"/tasks/{task_id}/submit", {"sentences": newer, "draft_version": 1}, other_token
+    )
+    assert done.status_code == 200 and done.get_json()["submitted"]
+
+
 def test_drafts_saved_at_once_from_two_tabs_keep_one_and_refuse_the_other(app, reviewer, tmp_path):
     task_id, sample_id = ids_of(setup_task(app, tmp_path, reviewer.id))
     rows = rows_now(app, sample_id)

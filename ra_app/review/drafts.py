@@ -43,9 +43,10 @@ def lease_lost_message(task: Assignment) -> str:
     )
 
 
-def require_editable(task: Assignment, user: User) -> None:
+def require_editable(task: Assignment, user: User, draft_version: int | None = None) -> None:
     """The user's own task, open for work; says why not otherwise. A task whose lease ran
-    out while still assigned to them (nobody else took it) is theirs again."""
+    out while still assigned to them (nobody else took it) is theirs again. Given the draft
+    the work builds on, that must still be the task's latest (require_latest_draft)."""
     if task.reviewer_id != user.id:
         if task.lease_lost_by_id == user.id:
             raise LeaseLost(lease_lost_message(task))
@@ -62,15 +63,14 @@ def require_editable(task: Assignment, user: User) -> None:
             f"This task is {task.status.value.replace('_', ' ')}; it can no longer be edited. "
             "Take it again from your queue."
         )
+    if draft_version is not None:
+        require_latest_draft(task, draft_version)
 
 
-def save_draft(task: Assignment, user: User, payload: dict) -> dict:
-    """Keep whatever the reviewer has typed (in the shapes a submit takes; times may still
-    be blank) and extend the lease. A save based on an older draft than the task's is
-    refused: another tab or browser saved since, and overwriting it would lose its work."""
-    body = payloads.parse(payloads.Draft, payload)
-    require_editable(task, user)
-    if (body.draft_version or 0) != task.draft_version:
+def require_latest_draft(task: Assignment, version: int) -> None:
+    """Work based on an older draft than the task's is refused: another tab or browser saved
+    since, and saving or submitting over it would lose that work unseen."""
+    if version != task.draft_version:
         raise DraftConflict(
             "This task was saved from another tab or browser"
             + (f" at {task.draft_saved_at:%H:%M} UTC" if task.draft_saved_at else "")
@@ -79,6 +79,13 @@ def save_draft(task: Assignment, user: User, payload: dict) -> dict:
             draft_version=task.draft_version,
             draft_saved_at=iso_utc(task.draft_saved_at),
         )
+
+
+def save_draft(task: Assignment, user: User, payload: dict) -> dict:
+    """Keep whatever the reviewer has typed (in the shapes a submit takes; times may still
+    be blank) and extend the lease; not over a newer draft from another tab."""
+    body = payloads.parse(payloads.Draft, payload)
+    require_editable(task, user, body.draft_version or 0)
     draft = body.model_dump(
         include={"sentences", "segments", "progress", "listened"}, exclude_none=True
     )

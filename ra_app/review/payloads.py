@@ -91,6 +91,8 @@ class Submit(Listened):
     sentences: list[Sentence] | None = Field(default=None, max_length=MAX_ROWS)
     segments: list[SegmentIn] | None = Field(default=None, max_length=MAX_ROWS)
     force: bool = False
+    # The draft the page's work builds on; the task page always sends it, other callers may not.
+    draft_version: int | None = Field(default=None, ge=0)
 
 
 class Decide(Submit):

@@ -99,7 +99,7 @@ def submit(task: Assignment, user: User, payload: dict) -> dict:
     """The reviewer's work becomes the sample's (a gold task's is scored and kept aside).
     A gold task answers exactly like any other."""
     body = payloads.parse(payloads.Submit, payload)
-    require_editable(task, user)
+    require_editable(task, user, body.draft_version)
     if task.review_of_id is not None:
         raise Invalid("This is a second review: approve it or reject it.")
     sample = lock_sample(task.sample_id)
@@ -154,7 +154,7 @@ def edit_rate(task: Assignment, rows: list[dict]) -> dict:
 def decide(task: Assignment, user: User, payload: dict) -> dict:
     """A second reviewer's decision on the task under review."""
     body = payloads.parse(payloads.Decide, payload)
-    require_editable(task, user)
+    require_editable(task, user, body.draft_version)
     if task.review_of_id is None:
         raise Invalid("Only a second review is approved or rejected; submit this task.")
     try:

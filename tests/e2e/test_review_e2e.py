@@ -8,7 +8,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from ra_app.core.models import Assignment, Origin, Sample, Segment, TaskType
+from ra_app.core.models import Assignment, AssignmentStatus, Origin, Sample, Segment, TaskType
 from ra_app.core.revisions import latest_transcript, latest_translation, rows_of, write_revisions
 from ra_app.core.states import ProcessingState
 from ra_app.extensions import db
@@ -474,6 +474,7 @@ def second_browser(browser, live_server, browser_log):
     other = context.new_page()
     other.on("console", browser_log.on_console)
     other.on("pageerror", browser_log.on_page_error)
+    other.on("response", browser_log.on_response)
     return context, other
 
 
@@ -505,6 +506,34 @@ def test_two_browsers_on_one_task_never_overwrite_each_other(
         assert draft["sentences"][1]["text"] != "sửa ở trình duyệt thứ hai"
     kept = other.evaluate(f"localStorage.getItem('review-task:{task_id}')")
     assert "sửa ở trình duyệt thứ hai" in kept  # nothing typed is lost
+    context.close()
+
+
+def test_a_browser_behind_another_cannot_submit_over_its_draft(
+    page, browser, live_server, browser_log, reviewer, tmp_path
+):
+    """The second browser opened the task before the first saved: its Submit is refused,
+    says why, and the first browser's draft is still the task's."""
+    app = live_server.app
+    task_id, _ = new_task(app, tmp_path, reviewer.id)
+    browser_log.allow(409, "/submit")
+    context, other = second_browser(browser, live_server, browser_log)
+    LoginPage(page).sign_in(reviewer.email)
+    LoginPage(other).sign_in(reviewer.email)
+    first = TaskPage(page).open(task_id).wait_ready()
+    second = TaskPage(other).open(task_id).wait_ready()
+    first.edit_sentence(1, "sửa ở trình duyệt thứ nhất")
+    first.wait_saved()
+    second.button("Submit").click()
+    refused = second.message("blocked")
+    expect(refused).to_contain_text("Saved from another tab or browser")
+    second.button("Submit").click()  # pressed again: told again, nothing sent
+    expect(refused).to_be_visible()
+    assert browser_log.statuses("/submit", "POST") == [409]
+    with app.app_context():
+        task = db.session.get(Assignment, task_id)
+        assert task.status is AssignmentStatus.IN_PROGRESS
+        assert task.draft["sentences"][0]["text"] == "sửa ở trình duyệt thứ nhất"
     context.close()
 
 

@@ -20,6 +20,10 @@ export function createSubmitting(env) {
   /** Submit the task, or for a second review send the `decision` (and `comment`). */
   async function submit(force, decision = null, comment = null) {
     if (!editable || submitting || store.submitted) return;
+    if (store.blockedBy === "conflict") {
+      store.block(store.message, "conflict"); // the newer draft is another tab's: show why again
+      return;
+    }
     if (review && !decision) decision = "approve";
     if (decision && decision !== "reject" && !heardAll()) {
       showMessage("not-heard", { tone: "warn", alert: true, text: notHeardText() });
@@ -49,6 +53,8 @@ export function createSubmitting(env) {
     store.state = "submitting";
     store.emitStatus();
     try {
+      // An autosave on its way changes the draft this submit builds on: let it land first.
+      if (store.saving) await store.saving;
       const body = { ...store.payload(), ...(force ? { force: true } : {}) };
       delete body.progress;
       if (decision) Object.assign(body, { decision, comment });
@@ -59,6 +65,7 @@ export function createSubmitting(env) {
       const error = answer.data?.error;
       if (answer.status === 409 && error === "already_submitted") return submitted({ ...answer.data, decision, already: true });
       if (answer.status === 409 && error === "stale") showStale(answer.data, decision);
+      else if (answer.status === 409 && error === "draft_conflict") store.block(answer.data.message, "conflict");
       else if (answer.status === 409 && (error === "noteditable" || error === "lease_lost")) store.block(answer.data.message);
       else if (answer.status === 409 && error === "notheard") {
         listening.heardOnServer = Number(answer.data.listened) || 0;
