@@ -4,6 +4,7 @@ edits, the stale-submit conflict, segment dragging, translation review and escap
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -388,8 +389,16 @@ def test_translation_review(page, live_server, reviewer, tmp_path):
         app, tmp_path, reviewer.id, TaskType.TRANSLATION_REVIEW, duration_s=8.0, rows=rows
     )
     LoginPage(page).sign_in(reviewer.email)
+
+    def later(route):  # the word tags land after the rows are drawn, as on a long task
+        time.sleep(1.0)
+        route.continue_()
+
+    page.route(re.compile(r"/tasks/[0-9a-f-]+/analysis$"), later)
     task = TaskPage(page).open(task_id).wait_ready()
     expect(task.rows()).to_have_count(2)
+    # The server's word tags replace the page's first guess (drawn dashed) once they arrive.
+    expect(page.locator(".chip.pending")).to_have_count(0)
     expect(page.get_by_label("Sentence 2 source")).to_have_text("Okay let's go.")
     expect(page.get_by_label("Sentence 1 text")).to_have_count(0)  # the source is not editable
 

@@ -4,7 +4,7 @@
 import { h, num, round3, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
 import { ListEditor } from "./list.js";
 import { mergeSentences, newSentence, splitOffset, splitSentence, splitTime } from "./sentences.js";
-import { rowWords, renderChips, shareLabel, toggleWordLanguage, tokenAt, wordKey, renderDiff, pct } from "./words.js";
+import { rowWords, showWords, toggleWordLanguage, tokenAt, wordKey, renderDiff, pct } from "./words.js";
 
 function readFlag(key) {
   try {
@@ -171,13 +171,7 @@ export class TranscriptEditor extends ListEditor {
 
   fillWords(li, row, n) {
     const result = rowWords(row, this.store.analysis.get(row._id));
-    const chips = li.querySelector(".chips");
-    renderChips(chips, n, result, this.editable ? (index, word) => this.toggleWord(row, index, word) : null);
-    chips.classList.toggle("pending", result.pending);
-    const share = li.querySelector(".share");
-    share.textContent = shareLabel(result.englishShare);
-    share.dataset.share = String(Math.round(result.englishShare * 100));
-    share.classList.toggle("pending", result.pending);
+    showWords(li, n, result, this.editable ? (index, word) => this.toggleWord(row, index, word) : null);
     return result;
   }
 

@@ -3,7 +3,7 @@
 // Submit sends every row of the window with its translation and the flags still standing.
 import { h, num, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
 import { ListEditor } from "./list.js";
-import { rowWords, renderChips, shareLabel } from "./words.js";
+import { rowWords, showWords } from "./words.js";
 
 const FLAG_HELP = {
   empty_translation: "The translation is empty.",
@@ -26,6 +26,13 @@ export class TranslationEditor extends ListEditor {
       h("div", { class: "pair-head", "aria-hidden": "true" }, h("span", { text: "Source (transcript)" }), h("span", { text: "Vietnamese translation" })),
       this.listEl,
     );
+    // The server's word tags arrive after the page is drawn: redraw the drawn rows' chips.
+    this.store.addEventListener("analysis", () => {
+      this.items.forEach((row, index) => {
+        const li = this.rowEls.peek(row._id);
+        if (li) showWords(li, index + 1, rowWords(row, this.store.analysis.get(row._id)), null);
+      });
+    });
   }
 
   renderRow(row, index) {
@@ -72,9 +79,7 @@ export class TranslationEditor extends ListEditor {
     }
     li.append(h("div", { class: "pair-body" }, source, h("div", { class: "target" }, target)));
     li.append(this.renderFlags(row));
-    const result = rowWords(row, this.store.analysis.get(row._id));
-    renderChips(li.querySelector(".chips"), n, result, null);
-    li.querySelector(".share").textContent = shareLabel(result.englishShare);
+    showWords(li, n, rowWords(row, this.store.analysis.get(row._id)), null);
     return li;
   }
 

@@ -94,6 +94,18 @@ export function rowWords(row, analysed) {
   return { words, englishShare, pending };
 }
 
+/** Draw a row's word chips and English share into its `li`, marked while they are a local
+ * guess (`result` from rowWords); `onToggle(index, word)` makes the chips buttons. */
+export function showWords(li, n, result, onToggle) {
+  const chips = li.querySelector(".chips");
+  renderChips(chips, n, result, onToggle);
+  chips.classList.toggle("pending", result.pending);
+  const share = li.querySelector(".share");
+  share.textContent = shareLabel(result.englishShare);
+  share.dataset.share = String(Math.round(result.englishShare * 100));
+  share.classList.toggle("pending", result.pending);
+}
+
 /** Switch the language of word `token` in `row.lang_overrides`; returns the new language. */
 export function toggleWordLanguage(row, token, currentLang) {
   const key = wordKey(token);
