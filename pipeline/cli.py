@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ra_app.core import outbox
 from ra_app.core.counts import samples_per_state
-from ra_app.core.models import JobRun, JobStatus, OutboxMessage
+from ra_app.core.models import JobRun, JobStatus
 from ra_app.extensions import db
 
 
@@ -34,11 +35,7 @@ def status_command():
         click.echo("  none yet")
     for stage, status, count in rows:
         click.echo(f"  {stage:<16} {status.value:<10} {count:>8}")
-    unsent, oldest = db.session.execute(
-        sa.select(sa.func.count(), sa.func.min(OutboxMessage.created_at)).where(
-            OutboxMessage.sent_at.is_(None)
-        )
-    ).one()
+    unsent, oldest = outbox.backlog()
     click.echo(
         f"Outbox: {unsent} waiting to be sent"
         + (f" (oldest {oldest:%Y-%m-%d %H:%M:%S})" if unsent else "")

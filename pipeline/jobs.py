@@ -6,8 +6,9 @@ so two workers never run the same stage on one sample at once.
 
 A claim belongs to its Celery task id and carries a lease (on the database's clock) that a
 background thread extends while the stage works:
-- the same task id delivered again (its worker died mid-stage, and Celery redelivers the
-  message) takes its own claim over at once and runs;
+- the same task id delivered again after its process died mid-stage (Celery redelivers the
+  message) takes its own claim over at once and runs; a copy of a task whose holder may
+  still be alive (another host's, or a message the sweeper sent again) waits like any other;
 - a different task that meets a live claim is told how long the lease has left (ClaimTaken)
   and retries after it, so it takes over if the holder died;
 - a run whose claim was taken over stops before it writes: every commit of the stage's
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
@@ -48,6 +50,25 @@ REDELIVERED = "redelivered: the worker running it stopped; the next delivery too
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_gone(worker: str | None) -> bool:
+    """Whether the process holding a claim has provably stopped: this very process (a pool
+    process runs one task at a time, so its earlier run of this task is over), or a process
+    of this host that no longer exists. Of another host's, only its lease can tell."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except ProcessLookupError:
+        return True
+    except OSError:  # not ours to signal, or no /proc: alive as far as we can tell
+        return False
+    return state == "Z"  # killed, not yet reaped by its pool
 
 
 class ClaimTaken(Exception):
@@ -97,18 +118,27 @@ def claim(
             job_runs.c.subject == subject,
             job_runs.c.status == JobStatus.RUNNING,
         )
-        mine = job_runs.c.task_id == task_id if task_id else sa.false()
-        conn.execute(
-            job_runs.update()
-            .where(running, sa.or_(job_runs.c.lease_expires_at < now, mine))
-            .values(
-                status=JobStatus.EXPIRED,
-                finished_at=now,
-                failure_class=FailureClass.TRANSIENT,
-                error=sa.case((mine, REDELIVERED), else_=EXPIRED_LEASE),
-                lease_expires_at=None,
+        holder = conn.execute(
+            sa.select(
+                job_runs.c.id,
+                job_runs.c.worker,
+                (job_runs.c.lease_expires_at < now).label("expired"),
+                (job_runs.c.task_id == task_id).label("mine"),
+            ).where(running)
+        ).first()
+        redelivered = bool(holder and task_id and holder.mine and holder_gone(holder.worker))
+        if holder and (holder.expired or redelivered):
+            conn.execute(
+                job_runs.update()
+                .where(job_runs.c.id == holder.id, job_runs.c.status == JobStatus.RUNNING)
+                .values(
+                    status=JobStatus.EXPIRED,
+                    finished_at=now,
+                    failure_class=FailureClass.TRANSIENT,
+                    error=REDELIVERED if redelivered else EXPIRED_LEASE,
+                    lease_expires_at=None,
+                )
             )
-        )
         previous = conn.execute(
             sa.select(sa.func.count()).where(
                 job_runs.c.stage == stage, job_runs.c.subject == subject
@@ -261,9 +291,6 @@ class StageRun:
     def attempt(self) -> int:
         return self.claim.attempt
 
-    def heartbeat(self) -> None:
-        heartbeat(self.claim, self.lease_s)
-
 
 class KeepAlive:
     """Heart-beats the claim from a background thread while the stage works, so a long
@@ -276,7 +303,6 @@ class KeepAlive:
         self.held = held
         self.lease_s = lease_s
         self.engine = engine
-        self.lost = False
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="claim-keepalive", daemon=True)
 
@@ -285,7 +311,6 @@ class KeepAlive:
             try:
                 heartbeat(self.held, self.lease_s, self.engine)
             except ClaimLost:
-                self.lost = True
                 log.warning(
                     "lost the claim on %s %s (run %s): it was taken over; this run will "
                     "commit nothing more",

@@ -157,8 +157,11 @@ def ingest_archive(self, location: str):
     The scratch folder is removed afterwards, also on failure."""
 
     def ingest_member(rec: Recording) -> dict:
+        # Each member is its own task for the record: its failures are not the archive's
+        # retries, and its success does not settle the archive's outbox row.
+        member_task = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.request.id}:{rec.subject}"))
         try:
-            with stage_run("ingest", rec.subject, task_id=self.request.id) as member_run:
+            with stage_run("ingest", rec.subject, task_id=member_task) as member_run:
                 member_run.result = ingest_body(rec)(member_run)
                 return member_run.result
         except ClaimTaken as taken:

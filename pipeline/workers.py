@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import threading
 
-import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -79,7 +78,3 @@ def connect_signals() -> None:
 
     worker_ready.connect(_on_ready, weak=False)
     worker_shutdown.connect(_on_shutdown, weak=False)
-
-
-def seen_workers() -> list[WorkerSeen]:
-    return list(db.session.scalars(sa.select(WorkerSeen).order_by(WorkerSeen.seen_at.desc())))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
+import subprocess
 import time
 
 import numpy as np
@@ -56,6 +58,37 @@ def test_the_same_task_delivered_again_takes_its_own_claim_over(app):
     assert (old.id, old.status) == (first.run_id, JobStatus.EXPIRED)
     assert "redelivered" in old.error
     assert new.status is JobStatus.RUNNING and new.task_id == "task-1"
+
+
+def held_by(app, subject: str, worker: str) -> None:
+    """The running claim on `subject` as if `worker` (host:pid) had taken it."""
+    with app.app_context():
+        claim("segment", subject, task_id="task-1", lease_s=600)
+        db.session.execute(sa.update(JobRun).where(JobRun.subject == subject).values(worker=worker))
+        db.session.commit()
+
+
+def test_a_copy_of_a_task_whose_first_delivery_may_still_run_waits(app):
+    """The sweeper sent a task again while its first delivery still runs in another process
+    (or on another host): the copy waits for the lease instead of taking over, and takes
+    over at once when that process is gone."""
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        for subject, worker in [
+            ("here", f"{socket.gethostname()}:{alive.pid}"),
+            ("elsewhere", "another-host:1"),
+        ]:
+            held_by(app, subject, worker)
+            with app.app_context(), pytest.raises(ClaimTaken) as waits:
+                claim("segment", subject, task_id="task-1", lease_s=600)
+            assert 590 < waits.value.retry_in <= 600
+    finally:
+        alive.kill()
+        alive.wait()
+    with app.app_context():
+        taken = claim("segment", "here", task_id="task-1", lease_s=600)  # its process died
+    old, new = runs(app, subject="here")
+    assert "redelivered" in old.error and new.id == taken.run_id
 
 
 def test_a_run_that_lost_its_claim_commits_nothing(app):
@@ -110,8 +143,10 @@ def test_a_pool_process_killed_mid_stage_is_finished_by_its_redelivery(app, cele
         killed_at = time.monotonic()
         wait_for(lambda: len(runs(app, subject="killed")) == 2, timeout=20)
         assert time.monotonic() - killed_at < 15  # not the lease: the redelivery took over
+        assert result.get(timeout=40)["attempt"] == 2  # and it ran to its end
     dead, redelivered = runs(app, subject="killed")
     assert dead.status is JobStatus.EXPIRED and "redelivered" in dead.error
+    assert redelivered.status is JobStatus.SUCCEEDED
     assert dead.task_id == redelivered.task_id == result.id
 
 
@@ -153,9 +188,11 @@ def test_a_killed_denoise_is_finished_before_export_runs(app, celery_app, dispat
         (running,) = runs(app, stage="denoise", status=JobStatus.RUNNING)
         os.kill(int(running.worker.rsplit(":", 1)[1]), signal.SIGKILL)
 
-        def exported():
+        def exported():  # the stage committed, and its run recorded how it ended
             with app.app_context():
-                return db.session.get(Sample, sample_id).processing_state is S.EXPORTED
+                state = db.session.get(Sample, sample_id).processing_state
+            ended = runs(app, stage="export", status=JobStatus.SUCCEEDED)
+            return state is S.EXPORTED and ended
 
         wait_for(exported, timeout=90)
     dead, denoised = runs(app, stage="denoise")

@@ -220,6 +220,13 @@ def test_archive_members_are_ingested_and_bad_ones_reported(app, runner, io_work
     assert sorted(s.title for s in samples(app)) == ["one", "two"]
     assert not (tmp_path.parent / "escape.mp3").exists()
     assert leftovers(app) == []  # the scratch folder is gone
+    with app.app_context():  # members are tasks of their own: their failures are not the
+        runs = db.session.scalars(sa.select(JobRun)).all()  # archive's retries
+        (whole,) = [r for r in runs if r.subject == f"archive:{key}"]
+        members = [r for r in runs if r is not whole]
+        assert whole.status is JobStatus.SUCCEEDED and len(members) == 3  # two refused unread
+        assert whole.task_id not in {r.task_id for r in members}
+        assert len({r.task_id for r in members}) == 3
 
     again = runner.invoke(args=["ingest", "archive", str(archive)])
     assert "2 duplicate" in again.output and len(samples(app)) == 2

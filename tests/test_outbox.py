@@ -51,6 +51,8 @@ def test_a_rollback_queues_nothing_and_a_commit_queues_once(app):
         message = enqueue("pipeline.selftest", kwargs={"subject": "x"})
         db.session.commit()
         assert message.sent_at is None and len(message.task_id) == 36
+        rows = db.session.scalars(sa.select(OutboxMessage)).all()
+        assert [(r.task_name, r.kwargs) for r in rows] == [("pipeline.selftest", {"subject": "x"})]
 
 
 def free_port() -> int:

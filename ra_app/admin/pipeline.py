@@ -7,7 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from ..core.models import FailureClass, JobRun, JobStatus, OutboxMessage, WorkerSeen, utcnow
+from ..core.models import FailureClass, JobRun, JobStatus, WorkerSeen, utcnow
 from ..core.outbox import enqueue
 from ..extensions import db
 
@@ -69,17 +69,6 @@ def recent_workers(within: timedelta = timedelta(hours=1)) -> list[tuple[str, ob
             .order_by(sa.func.max(JobRun.started_at).desc())
         ).all()
     )
-
-
-def outbox_backlog() -> tuple[int, object]:
-    """Queued work not yet sent to the broker, and when the oldest was queued: a backlog
-    that grows means the dispatcher is not running, or the broker is down."""
-    count, oldest = db.session.execute(
-        sa.select(sa.func.count(), sa.func.min(OutboxMessage.created_at)).where(
-            OutboxMessage.sent_at.is_(None)
-        )
-    ).one()
-    return count, oldest
 
 
 def worker_sightings(within: timedelta = timedelta(hours=1)) -> list[WorkerSeen]:

@@ -7,6 +7,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from ..core import lexicon as lexicon_service
+from ..core import outbox
 from ..core.accounts import AccountError, create_account, reset_password, set_active, set_role
 from ..core.counts import samples_per_state
 from ..core.models import (
@@ -109,7 +110,7 @@ def pipeline_dashboard():
         runs=pipeline.runs_per_stage(),
         failures=[(run, pipeline.retry_call(run) is not None) for run in failures],
         queues=pipeline.queue_lengths(),
-        outbox=pipeline.outbox_backlog(),
+        outbox=outbox.backlog(),
         sightings=pipeline.worker_sightings(),
         workers=pipeline.recent_workers(),
     )

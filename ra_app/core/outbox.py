@@ -50,6 +50,17 @@ def enqueue(task_name: str, args=(), kwargs=None, *, sample_id=None) -> OutboxMe
     return message
 
 
+def backlog() -> tuple[int, object]:
+    """Queued work not yet sent to the broker, and when the oldest was queued: a backlog
+    that grows means the dispatcher is not running, or the broker is down."""
+    count, oldest = db.session.execute(
+        sa.select(sa.func.count(), sa.func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.sent_at.is_(None)
+        )
+    ).one()
+    return count, oldest
+
+
 def is_embedded() -> bool:
     return bool(current_app.extensions["celery"].conf.task_always_eager)
 
@@ -65,9 +76,12 @@ def send_pending(limit: int = SEND_BATCH) -> int:
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    if not rows:
+        db.session.commit()  # ends the locking read (on SQLite it holds the write lock)
+        return 0
     if celery.conf.task_always_eager:
         return _run_in_process(celery, rows)
-    sent = 0
+    sent, now = 0, db_now()
     for row in rows:
         try:
             celery.send_task(
@@ -85,7 +99,7 @@ def send_pending(limit: int = SEND_BATCH) -> int:
             row.last_error = f"{type(error).__name__}: {error}"[:2000]
             log.warning("outbox: could not send %s (%s): %s", row.task_name, row.task_id, error)
             break
-        row.sent_at = db_now()
+        row.sent_at = now
         row.sends += 1
         row.last_error = None
         sent += 1

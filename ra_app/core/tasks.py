@@ -81,8 +81,8 @@ def create_tasks(
     return tasks
 
 
-def lease_deadline():
-    return db_now() + timedelta(seconds=current_app.config["REVIEW_LEASE_SECONDS"])
+def lease_deadline(now=None):
+    return (now or db_now()) + timedelta(seconds=current_app.config["REVIEW_LEASE_SECONDS"])
 
 
 def release_expired_leases() -> int:
@@ -269,7 +269,7 @@ def start(task: Assignment, user: User) -> None:
         task.lease_lost_by_id = None  # theirs again
     now = db_now()
     task.status = AssignmentStatus.IN_PROGRESS
-    task.lease_expires_at = now + timedelta(seconds=current_app.config["REVIEW_LEASE_SECONDS"])
+    task.lease_expires_at = lease_deadline(now)
     task.started_at = task.started_at or now
     task.claimed_at = now
 
@@ -281,5 +281,5 @@ def reopen_returned(task: Assignment, user: User) -> None:
         db.session.commit()
 
 
-def extend_lease(task: Assignment) -> None:
-    task.lease_expires_at = lease_deadline()
+def extend_lease(task: Assignment, now=None) -> None:
+    task.lease_expires_at = lease_deadline(now)

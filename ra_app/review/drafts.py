@@ -96,7 +96,7 @@ def save_draft(task: Assignment, user: User, payload: dict) -> dict:
     task.draft_version += 1
     if body.progress is not None:
         task.progress = body.progress
-    extend_lease(task)
+    extend_lease(task, now)
     db.session.commit()
     rows = draft.get("sentences", [])
     analysis = analyse(task, rows) if task.task_type in TEXT_TASKS else {}
@@ -113,8 +113,9 @@ def touch(task: Assignment, user: User, payload: dict) -> dict:
     """Activity: extends the lease, and records how much of the audio has been played."""
     body = payloads.parse(payloads.Touch, payload)
     require_editable(task, user)
-    extend_lease(task)
-    record_listening(task, body.listened, db_now())
+    now = db_now()
+    extend_lease(task, now)
+    record_listening(task, body.listened, now)
     db.session.commit()
     return {
         "lease_expires_at": iso_utc(task.lease_expires_at),
