@@ -102,7 +102,7 @@ def engine_options(url: str) -> dict:
 
 class Config:
     # Unset: the embedded mode makes a random key per installation (instance/secret_key);
-    # anything else must set one (see ra_app/settings.py).
+    # anything else must set one (ra_app/security.py).
     SECRET_KEY = env("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = database_url()
     # SQLALCHEMY_ENGINE_OPTIONS: set by create_app from the URI (engine_options)

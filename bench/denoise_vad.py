@@ -179,21 +179,12 @@ def energy_vad(noisy: np.ndarray):
 
 def webrtc_vad_with(aggressiveness: int):
     def run(noisy: np.ndarray):
-        from pipeline.vad import Vad
+        from pipeline.vad import Vad, silent_frames
 
-        return Vad.from_silent_frames(webrtc_silent(as_int16(noisy), aggressiveness))
+        silent = silent_frames(as_int16(noisy), RATE, aggressiveness)
+        return Vad.from_silent_frames(silent)
 
     return run
-
-
-def webrtc_silent(pcm: np.ndarray, aggressiveness: int) -> np.ndarray:
-    import webrtcvad
-
-    vad = webrtcvad.Vad(aggressiveness)
-    n = len(pcm) // FRAME
-    return np.array(
-        [not vad.is_speech(pcm[i * FRAME : (i + 1) * FRAME].tobytes(), RATE) for i in range(n)]
-    )
 
 
 def loose(rows: list[dict], rng: random.Random) -> list[dict]:

@@ -42,6 +42,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.clock import as_utc
 from ra_app.core.files import sha256_file, write_text_atomically
 from ra_app.extensions import db
 
@@ -98,11 +99,6 @@ def deferred_columns(table: sa.Table) -> list[sa.Column]:
 # ------------------------------------------------------------------------- row encoding
 
 
-def utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without a zone; they are UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def encode(value):
     if (
         value is None
@@ -115,7 +111,7 @@ def encode(value):
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
-        return utc(value).isoformat()
+        return as_utc(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -145,12 +141,11 @@ def decode(column: sa.Column, value):
 def row_line(table: sa.Table, row) -> str:
     """One row as canonical JSON: the same row always gives the same line."""
     mapping = row._mapping
-    return json.dumps(
-        {c.name: encode(mapping[c]) for c in table.columns},
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    return canonical({c.name: encode(mapping[c]) for c in table.columns})
+
+
+def canonical(encoded: dict) -> str:
+    return json.dumps(encoded, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def rows_in_key_order(
@@ -211,7 +206,7 @@ def backup(*, full: bool = False, dry_run: bool = False, out_dir: Path | None = 
     engine = db.engine
     with snapshot_connection(engine) as conn, conn.begin():
         if engine.dialect.name == "postgresql":
-            taken_at = utc(conn.scalar(sa.select(sa.func.now())))  # the transaction's start
+            taken_at = as_utc(conn.scalar(sa.select(sa.func.now())))  # the transaction's start
         else:
             taken_at = datetime.now(UTC)
         since = None

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import bisect
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipeline.records import Sentence
+from ra_app.core.text import nfc
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +26,6 @@ class Cue:
     end: float
     text: str
     lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
-
-
-def _normalise(text: str) -> str:
-    """NFC and single spaces: the form every stored transcript text uses."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 PAUSE_S = 0.6
@@ -82,7 +77,7 @@ class _Piece:
 
 
 def _pieces(cues: list[Cue]) -> tuple[list[_Piece], bool]:
-    texts = [_normalise(c.text) for c in cues]
+    texts = [nfc(c.text) for c in cues]  # the form every stored transcript text uses
     joined = " ".join(texts)
     cuts = _sentence_cuts(joined)
     cut_set = set(cuts)

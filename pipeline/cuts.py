@@ -87,10 +87,6 @@ class PlannedSegment:
     translation: str
     too_long: bool
 
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
 
 def _cut(
     vad: Vad, window: tuple[float, float], gap: tuple[float, float], aligned: bool

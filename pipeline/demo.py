@@ -18,10 +18,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ra_app.core.accounts import create_account, find_user
+from ra_app.core.audio import FFMPEG, SAMPLE_RATE
 from ra_app.core.models import Origin, Role, Sample, Segment, SourceKind, TaskType, User
 from ra_app.core.revisions import (
-    latest_transcript,
-    latest_translation,
+    latest_revisions,
     rows_inside,
     rows_of,
     write_revisions,
@@ -33,7 +33,7 @@ from ra_app.extensions import db
 from .stages.ingest import Recording, ingest
 
 GAP_S = 0.6
-RATE = 16000
+RATE = SAMPLE_RATE
 
 # (voice, what is said, the machine draft's text or None if right, translation, flags)
 LAPTOP = [
@@ -173,7 +173,7 @@ def speak(lines, folder: Path) -> tuple[Path, list[dict]]:
         )
         pcm = subprocess.run(
             [
-                "ffmpeg",
+                FFMPEG,
                 "-v",
                 "error",
                 "-i",
@@ -212,6 +212,7 @@ def machine_rows(lines, times) -> list[dict]:
 def demo_segments(sample: Sample, rows: list[dict]) -> None:
     """Segments as a first cut would make them: the second one too short to keep."""
     cuts = [rows[0]["start"], rows[2]["end"], rows[3]["end"], rows[-1]["end"]]
+    transcript, translation = latest_revisions(sample.id)
     for position, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
         inside = rows_inside(rows, start, end)
         db.session.add(
@@ -222,8 +223,8 @@ def demo_segments(sample: Sample, rows: list[dict]) -> None:
                 end_s=end,
                 text=" ".join(r["text"] for r in inside),
                 translation=" ".join(r["translation"] for r in inside),
-                transcript_revision_id=latest_transcript(sample.id).id,
-                translation_revision_id=latest_translation(sample.id).id,
+                transcript_revision_id=transcript.id,
+                translation_revision_id=translation.id,
             )
         )
 
@@ -264,9 +265,7 @@ def load_demo_batch(reviewer: User) -> list[str]:
             ):
                 transition(sample, state)
             db.session.flush()
-            demo_segments(
-                sample, rows_of(latest_transcript(sample.id), latest_translation(sample.id))
-            )
+            demo_segments(sample, rows_of(*latest_revisions(sample.id)))
         db.session.flush()
         create_tasks(sample, task_type, reviewer=reviewer)
         db.session.commit()  # the sample row was committed by ingest; tasks and text now

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ra_app.core.audio import SAMPLE_RATE
 from ra_app.core.models import (
     Assignment,
     ReviewDecision,
@@ -229,7 +230,7 @@ def metadata_doc(c: Content, split: str, fingerprint: str, has_denoised: bool) -
         ],
         "audio": {
             "file": "audio.wav",
-            "sample_rate": None,  # filled in by the writer
+            "sample_rate": SAMPLE_RATE,  # every master is checked to be (pipeline/master.py)
             "denoised_file": "denoised.wav" if has_denoised else None,
             "denoise_info": s.denoise_info if has_denoised else None,
         },

@@ -44,7 +44,6 @@ from ra_app.core.audio import (
     RENDITION_NAME,
     SAMPLE_RATE,
 )
-from ra_app.core.files import sha256_file
 from ra_app.core.peaks import DEFAULT_LEVELS, PeaksBuilder, write_peaks
 
 CHUNK_BYTES = 1 << 20
@@ -64,7 +63,6 @@ class ConvertResult:
     rendition_path: Path
     peaks_path: Path
     duration_s: float
-    sha256: str
     source: ProbeResult
 
 
@@ -155,7 +153,6 @@ def convert(
     final = {name: out / name for name in names}
     renamed: list[Path] = []
     try:
-        digest = sha256_file(source)
         returncode, stderr = _run_ffmpeg(
             _ffmpeg_command(source, tmp[MASTER_NAME], tmp[RENDITION_NAME]), builder, chunk_bytes
         )
@@ -196,7 +193,6 @@ def convert(
         rendition_path=final[RENDITION_NAME],
         peaks_path=final[PEAKS_NAME],
         duration_s=decoded_s,
-        sha256=digest,
         source=info,
     )
 

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ra_app.core.clock import as_utc
 from ra_app.extensions import db
 
 from .backup import (
@@ -36,6 +37,7 @@ from .backup import (
     MANIFEST,
     BackupError,
     backup_dir,
+    canonical,
     decode,
     deferred_columns,
     encode,
@@ -44,7 +46,6 @@ from .backup import (
     schema_revision,
     stamp_column,
     tables,
-    utc,
 )
 
 
@@ -113,7 +114,7 @@ def existing_rows(conn, table: sa.Table, keys: list) -> dict:
     found = conn.execute(sa.select(table).where(key.in_(keys))).all()
     return {
         encode(row._mapping[key]): (
-            utc(row._mapping[stamp]) if stamp is not None and row._mapping[stamp] else None,
+            as_utc(row._mapping[stamp]) if stamp is not None and row._mapping[stamp] else None,
             row_line(table, row),
         )
         for row in found
@@ -127,14 +128,10 @@ def backup_wins(backup_stamp, backup_line: str, database_stamp, database_line: s
         if backup_stamp is None and database_stamp is None:
             return backup_line > database_line
         return backup_stamp is not None
-    backup_stamp = utc(backup_stamp)
+    backup_stamp = as_utc(backup_stamp)
     if backup_stamp != database_stamp:
         return backup_stamp > database_stamp
     return backup_line > database_line
-
-
-def canonical(raw: dict) -> str:
-    return json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def restored_as(table: sa.Table, raw: dict) -> dict:
@@ -213,7 +210,7 @@ def delete_stale(conn, table, keys, newest_at, force, report: TableReport) -> No
         row[0]
         for row in conn.execute(sa.select(*columns))
         if encode(row[0]) not in keys
-        and (force or stamp is None or row[1] is None or utc(row[1]) <= newest_at)
+        and (force or stamp is None or row[1] is None or as_utc(row[1]) <= newest_at)
     ]
     for start in range(0, len(stale), BATCH):
         conn.execute(sa.delete(table).where(key.in_(stale[start : start + BATCH])))

@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.records import Sentence
+from ra_app.core.text import nfc
 
-from .cue_sentences import Cue, _normalise, cues_to_sentences
+from .cue_sentences import Cue, cues_to_sentences
 
 __all__ = [
     "Cue",
@@ -59,7 +60,7 @@ def _clean_line(line: str) -> str:
     """Strip markup from one cue line; entities are decoded after tags are removed so
     that an escaped ``&lt;i&gt;`` survives as literal text."""
     line = _ASS_OVERRIDE_RE.sub("", _TAG_RE.sub("", line))
-    return _normalise(html.unescape(line).translate(_INVISIBLE))
+    return nfc(html.unescape(line).translate(_INVISIBLE))
 
 
 def _is_timing_line(line: str) -> bool:

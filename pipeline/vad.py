@@ -27,9 +27,11 @@ MIN_SILENCE_S = 0.05  # shorter silent stretches do not count as pauses
 CHUNK_FRAMES = 6000  # one minute of frames read at a time
 
 
-def silent_frames(pcm, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def silent_frames(
+    pcm, sample_rate: int = SAMPLE_RATE, aggressiveness: int = AGGRESSIVENESS
+) -> np.ndarray:
     """One flag per 10 ms frame of `pcm` (int16, mono): True where nobody speaks."""
-    detector = webrtcvad.Vad(AGGRESSIVENESS)
+    detector = webrtcvad.Vad(aggressiveness)
     frame = int(round(FRAME_S * sample_rate))
     n = len(pcm) // frame
     silent = np.zeros(n, dtype=bool)

@@ -39,7 +39,6 @@ from ra_app.core.text import nfc, word_core, word_key, word_languages
 TRANSLATION_RULES = frozenset(
     {"empty_translation", "english_untranslated", "length_ratio", "sentence_count"}
 )
-TIME_RULES = frozenset({"inverted_times", "before_start", "out_of_order", "overlap", "beyond_end"})
 SENTENCE_END = re.compile(r"[.!?…]+(?=\s|$)")
 
 

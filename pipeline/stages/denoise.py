@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from flask import current_app
 
+from ra_app.core.audio import denoised_audio_path
 from ra_app.core.files import replaced_atomically
 from ra_app.core.flow import advance
-from ra_app.core.models import Sample
 from ra_app.core.states import ProcessingState
 from ra_app.core.storage import local_storage
 from ra_app.core.wav import WavWriter, frame_levels_db, read_pcm
@@ -38,14 +38,6 @@ WAITING = (S.SEGMENTS_REVIEWED,)
 PEAK_CEILING_DBFS = -1.0
 ABSOLUTE_GATE_DBFS = -70.0
 RELATIVE_GATE_DB = -10.0
-
-
-def denoised_audio_path(sample: Sample) -> Path | None:
-    """The denoised rendition the review player can switch to, if the sample has one."""
-    if not sample.denoised_path:
-        return None
-    path = local_storage(current_app.config).path(sample.denoised_path)
-    return path if path.is_file() else None
 
 
 # ------------------------------------------------------------------- loudness and output

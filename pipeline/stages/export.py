@@ -32,6 +32,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.audio import denoised_audio_path
 from ra_app.core.models import (
     Assignment,
     JobRun,
@@ -153,8 +154,6 @@ def last_export(task_type: TaskType, sample_id, in_snapshot: bool) -> dict | Non
 
 def stage_folder(c: Content, root: LocalStorage, split: str, fingerprint: str) -> str:
     """Write the sample's folder; returns its key under the export root."""
-    config = current_app.config
-    data = LocalStorage(config["DATA_ROOT"])
     sample = c.sample
     key = f"reviewed/{c.task_type.value}/{sample.id}"
     scratch = root.scratch_dir(f"export-{c.task_type.value}-{sample.id}")
@@ -162,8 +161,8 @@ def stage_folder(c: Content, root: LocalStorage, split: str, fingerprint: str) -
         info = open_master(sample)
         master = info.path
         link_or_copy(master, scratch / "audio.wav")
-        denoised = data.path(sample.denoised_path) if sample.denoised_path else None
-        has_denoised = denoised is not None and denoised.is_file()
+        denoised = denoised_audio_path(sample)
+        has_denoised = denoised is not None
         if has_denoised:
             link_or_copy(denoised, scratch / "denoised.wav")
         if c.segments:
@@ -176,9 +175,7 @@ def stage_folder(c: Content, root: LocalStorage, split: str, fingerprint: str) -
                 )
         write_json(scratch / "transcript.json", transcript_doc(c))
         write_json(scratch / "translation.json", translation_doc(c))
-        meta = metadata_doc(c, split, fingerprint, has_denoised)
-        meta["audio"]["sample_rate"] = info.sample_rate
-        write_json(scratch / "metadata.json", meta)
+        write_json(scratch / "metadata.json", metadata_doc(c, split, fingerprint, has_denoised))
         write_jsonl(scratch / "segments.jsonl", segment_lines(c, split, has_denoised, info))
         root.place_dir(scratch, key)
     finally:

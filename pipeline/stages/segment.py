@@ -103,8 +103,6 @@ def plan_for(sample: Sample) -> tuple[list[PlannedSegment], dict]:
         "transcript": transcript,
         "translation": translation,
         "aligned": aligned,
-        "wav": info,
-        "pcm": pcm,
     }
     return planned, made_from
 

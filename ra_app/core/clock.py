@@ -25,4 +25,4 @@ def db_now(bind=None) -> datetime:
 
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands datetimes back without their zone; they are UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -32,11 +32,16 @@ def latest_transcript(sample_id) -> TranscriptRevision | None:
 
 def latest_translation(sample_id) -> TranslationRevision | None:
     """The newest translation, if it follows the newest transcript."""
+    return latest_revisions(sample_id)[1]
+
+
+def latest_revisions(sample_id) -> tuple[TranscriptRevision | None, TranslationRevision | None]:
+    """The newest transcript, and the newest translation if it follows that transcript."""
     transcript = latest_transcript(sample_id)
-    translation = latest(TranslationRevision, sample_id)
-    if transcript is None or translation is None:
-        return None
-    return translation if translation.transcript_revision_id == transcript.id else None
+    translation = latest(TranslationRevision, sample_id) if transcript else None
+    if translation is not None and translation.transcript_revision_id != transcript.id:
+        translation = None
+    return transcript, translation
 
 
 def machine_draft(sample_id) -> TranscriptRevision | None:

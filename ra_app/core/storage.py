@@ -10,6 +10,7 @@ built from user input unchecked.
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 from pathlib import Path
 
@@ -52,13 +53,19 @@ class LocalStorage:
         return path
 
     def place_dir(self, src: Path, key: str) -> Path:
-        """Move a finished folder to `key`, replacing what an interrupted attempt left there.
-        A rename on one filesystem: readers never see a half-written folder."""
+        """Move a finished folder to `key`, replacing what an earlier attempt left there.
+        Renames on one filesystem: readers see the old folder or the new one, never half of
+        one (the old is moved aside first and removed once the new is in place)."""
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
-            shutil.rmtree(dest)
+        old = dest.with_name(f".{dest.name}.old-{secrets.token_hex(4)}")
+        try:
+            dest.rename(old)
+        except FileNotFoundError:
+            old = None
         src.rename(dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return dest
 
     def delete_tree(self, key: str) -> None:

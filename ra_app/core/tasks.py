@@ -20,7 +20,7 @@ from .models import (
     TaskType,
     User,
 )
-from .revisions import latest_transcript, latest_translation
+from .revisions import latest_revisions
 from .states import ProcessingState, can_transition, transition
 
 TEXT_TASKS = (TaskType.TRANSCRIPT_CORRECTION, TaskType.TRANSLATION_REVIEW)
@@ -57,8 +57,7 @@ def create_tasks(
     """One task per window; `reviewer=None` puts them in the shared pool."""
     if window_s is None:
         window_s = current_app.config["REVIEW_WINDOW_SECONDS"]
-    transcript = latest_transcript(sample.id)
-    translation = latest_translation(sample.id)
+    transcript, translation = latest_revisions(sample.id)
     tasks = [
         Assignment(
             sample=sample,

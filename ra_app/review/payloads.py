@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import Invalid
+
 MAX_ROWS = 5000  # an hour has ~900 sentences; a window far fewer
 MAX_TEXT = 5000  # characters of one sentence or translation
 MAX_SPANS = 20000  # played stretches reported by the player
@@ -108,14 +110,8 @@ def field_name(location: tuple) -> str:
     return name or "body"
 
 
-class BadPayload(ValueError):
-    def __init__(self, problems: list[str]):
-        super().__init__(problems[0] if problems else "malformed request")
-        self.problems = problems
-
-
 def parse(model: type[Body], payload: dict) -> Body:
-    """`payload` as `model`, or BadPayload listing each malformed field by name."""
+    """`payload` as `model`, or Invalid (422) listing each malformed field by name."""
     try:
         return model.model_validate(payload)
     except ValidationError as error:
@@ -123,4 +119,4 @@ def parse(model: type[Body], payload: dict) -> Body:
             f"{field_name(e['loc'])}: {e['msg']}"
             for e in error.errors(include_url=False, include_context=False)
         ]
-        raise BadPayload(problems[:20]) from None
+        raise Invalid(f"The request was malformed: {problems[0]}", problems=problems[:20]) from None

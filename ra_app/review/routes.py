@@ -20,7 +20,6 @@ from . import bp, media
 from .drafts import lock_task, save_draft, touch
 from .errors import TaskError
 from .page import opening_analysis, task_data
-from .payloads import BadPayload
 from .services import my_queue
 from .work import decide, submit
 
@@ -111,10 +110,6 @@ def json_call(action, task_id):
         abort(403)  # admins read others' tasks; nobody changes them
     try:
         return jsonify(action(task, current_user, payload))
-    except BadPayload as error:
-        db.session.rollback()
-        message = f"The request was malformed: {error}"
-        return jsonify(error="invalid", message=message, problems=error.problems), 422
     except TaskError as error:
         db.session.rollback()
         return jsonify(error=error.code, message=str(error), **error.details), error.status

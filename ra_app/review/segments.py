@@ -13,13 +13,13 @@ from flask import current_app
 from ..core.models import Assignment, Sample, Segment
 from ..core.revisions import (
     Window,
-    latest_transcript,
-    latest_translation,
+    latest_revisions,
     rows_inside,
     rows_of,
 )
 from ..extensions import db
 from .errors import Invalid
+from .page import window_of
 
 EDGE_TOLERANCE_S = 0.05  # a boundary this close past the end is the end
 OVERLAP_TOLERANCE_S = 0.001
@@ -118,9 +118,8 @@ def submit_segments(task: Assignment, sample: Sample, sent: list[dict] | None) -
     """Replace the window's segments; their text and translation follow the sentences."""
     if not sent:
         raise Invalid("No segments were sent.")
-    window = Window(task.window_start_s, task.window_end_s)
-    transcript = latest_transcript(sample.id)
-    translation = latest_translation(sample.id)
+    window = window_of(task)
+    transcript, translation = latest_revisions(sample.id)
     rows = rows_of(transcript, translation)
     existing = db.session.scalars(sa.select(Segment).where(Segment.sample_id == sample.id)).all()
     kept = [s for s in existing if not window.holds({"start": s.start_s})]

@@ -18,8 +18,8 @@ from ..core.models import (
     User,
     utcnow,
 )
-from ..core.revisions import latest_transcript, latest_translation
-from ..core.tasks import OPEN
+from ..core.revisions import latest_revisions
+from ..core.tasks import DONE, OPEN
 from ..extensions import db
 
 DECISIONS = (Decision.APPROVE, Decision.APPROVE_MINOR, Decision.APPROVE_MAJOR, Decision.REJECT)
@@ -58,8 +58,7 @@ def send_to_second_review(task: Assignment) -> Assignment | None:
     )
     if open_review is not None:
         return None
-    transcript = latest_transcript(task.sample_id)
-    translation = latest_translation(task.sample_id)
+    transcript, translation = latest_revisions(task.sample_id)
     review = Assignment(
         batch_id=task.batch_id,
         sample_id=task.sample_id,
@@ -131,7 +130,7 @@ def listen_required() -> float:
 
 def latest_return(task: Assignment) -> ReviewDecision | None:
     """The rejection that sent this task back to its author, if it is still open."""
-    if task.status in (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED):
+    if task.status in DONE:
         return None
     decision = db.session.scalar(
         sa.select(ReviewDecision)
@@ -171,8 +170,7 @@ def return_info(task: Assignment) -> dict | None:
 
 def reject(original: Assignment) -> None:
     """Back to its author, who continues from what they submitted."""
-    transcript = latest_transcript(original.sample_id)
-    translation = latest_translation(original.sample_id)
+    transcript, translation = latest_revisions(original.sample_id)
     original.status = AssignmentStatus.REJECTED
     original.base_transcript_revision_id = transcript.id if transcript else None
     original.base_translation_revision_id = translation.id if translation else None

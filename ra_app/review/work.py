@@ -25,8 +25,7 @@ from ..core.models import (
     User,
 )
 from ..core.revisions import (
-    latest_transcript,
-    latest_translation,
+    latest_revisions,
     merge_window,
     rows_of,
     window_rows,
@@ -248,8 +247,7 @@ def submit_text(task: Assignment, sample: Sample, user: User, body: payloads.Sub
     only what its type owns: a transcript correction keeps translations that a translation
     review submitted meanwhile for sentences it did not touch."""
     window = window_of(task)
-    current_t = latest_transcript(sample.id)
-    current_tr = latest_translation(sample.id)
+    current_t, current_tr = latest_revisions(sample.id)
     current = window_rows(rows_of(current_t, current_tr), window)
     base = window_rows(
         revision_rows(task.base_transcript_revision_id, task.base_translation_revision_id), window
