@@ -1,4 +1,5 @@
 import uuid
+from pathlib import Path
 
 import pytest
 from flask import url_for
@@ -261,32 +262,63 @@ def test_production_refuses_to_start_without_its_settings(monkeypatch):
         create_app(ProdConfig)
 
 
-def test_a_cookie_signed_with_another_installations_key_opens_nothing(app, admin, tmp_path):
-    """The development key is random per installation and refused with Postgres: a cookie
-    signed with a key from elsewhere (or the old public one) is no session here."""
+def test_a_cookie_signed_with_another_installations_key_opens_nothing(
+    tmp_path, database_url_for_session
+):
+    """The embedded mode runs on this installation's own random key (instance/secret_key),
+    never the old public development one: a cookie signed with that, or with any other
+    installation's key, is no session here."""
     from flask.sessions import SecureCookieSessionInterface
+    from flask_migrate import upgrade
 
     from ra_app import create_app
-    from ra_app.security import instance_key
+    from ra_app.security import KEY_FILE, instance_key
 
-    outside = app.test_client()
-    other = create_app({"SECRET_KEY": "dev-only-not-secret", "TESTING": True})
-    forged = (
-        SecureCookieSessionInterface()
-        .get_signing_serializer(other)
-        .dumps({"_user_id": f"{admin.id}:0", "_fresh": True})
+    from .conftest import make_app
+
+    app = make_app(
+        f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
+        tmp_path / "data",
+        SECRET_KEY=None,
+        CELERY=celery_settings(None),
     )
-    outside.set_cookie("session", forged)
-    assert outside.get("/admin/users").status_code == 302  # to the sign-in page
+    with app.app_context():
+        upgrade()
+        admin = User(email="admin@example.org", role=Role.ADMIN)
+        admin.set_password(PASSWORD)
+        db.session.add(admin)
+        db.session.commit()
+        admin_id = admin.id
+    own_key = app.config["SECRET_KEY"]
+    assert own_key == instance_key(Path(app.instance_path) / KEY_FILE)
+    for key in ("dev-only-not-secret", "another installation's key"):
+        assert key != own_key
+        other = create_app({"SECRET_KEY": key, "TESTING": True})
+        forged = (
+            SecureCookieSessionInterface()
+            .get_signing_serializer(other)
+            .dumps({"_user_id": f"{admin_id}:0", "_fresh": True})
+        )
+        outside = app.test_client()
+        outside.set_cookie("session", forged)
+        assert outside.get("/admin/users").status_code == 302  # to the sign-in page
+    signed_in = app.test_client()
+    signed_in.post(
+        "/login",
+        data={
+            "email": "admin@example.org",
+            "password": PASSWORD,
+            "csrf_token": csrf_token_from(signed_in.get("/login").get_data(as_text=True)),
+        },
+    )
+    assert signed_in.get("/admin/users").status_code == 200  # the key itself works
 
     key_a = instance_key(tmp_path / "a" / "secret_key")
     assert key_a == instance_key(tmp_path / "a" / "secret_key")  # kept
     assert key_a != instance_key(tmp_path / "b" / "secret_key")  # per installation
     assert oct((tmp_path / "a" / "secret_key").stat().st_mode & 0o777) == "0o600"
     with pytest.raises(RuntimeError, match="SECRET_KEY is not set"):
-        create_app(
-            {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": None}
-        )
+        create_app({"SQLALCHEMY_DATABASE_URI": database_url_for_session, "SECRET_KEY": None})
 
 
 def test_sign_in_works_and_stays_limited_with_the_limit_storage_down(

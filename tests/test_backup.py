@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -226,8 +225,7 @@ def test_last_write_wins_unless_forced_and_dry_run_writes_nothing(app, second_ap
     with second_app.app_context():
         restore(src_dir=folder)
         term = db.session.scalar(sa.select(LexiconTerm))
-        term.note = "changed here, later"
-        term.updated_at = utcnow() + timedelta(seconds=5)
+        term.note = "changed here, later"  # stamped by the database: newer than the backup
         db.session.commit()
     before = checksums(second_app)
 

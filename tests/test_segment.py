@@ -234,6 +234,24 @@ def test_segments_are_cut_at_the_pauses(app, tmp_path, aligned):
         }
 
 
+def test_sentence_times_that_run_early_are_cut_in_the_pause_the_audio_has(app, tmp_path):
+    """Subtitle times often lead the voice: every sentence here is stated 0.5 s early, so
+    halfway between one's stated end and the next one's stated start is still speech. The
+    voice-activity detector moves each cut into the pause that is really there."""
+    speech = speak(tmp_path / "early.wav", LENGTHS, PAUSES, seed=7)
+    for sentence in speech.sentences:
+        sentence["start"] = round(max(0.0, sentence["start"] - 0.5), 3)
+        sentence["end"] = round(sentence["end"] - 0.5, 3)
+    with app.app_context():
+        sample = reviewed_sample(speech)
+        segment.run(sample.id)
+        segments = segments_of(sample.id)
+        assert len(segments) >= 3
+        for before, after in zip(segments, segments[1:], strict=False):
+            assert near_a_pause(before.end_s, speech.pauses), before.end_s
+            assert near_a_pause(after.start_s, speech.pauses), after.start_s
+
+
 def test_segments_are_rows_whose_clips_only_the_export_cuts(app, tmp_path):
     speech = speak(tmp_path / "exact.wav", LENGTHS[:8], PAUSES[:7], seed=3)
     with app.app_context():
