@@ -19,7 +19,16 @@ from flask.cli import with_appcontext
 
 from ra_app.core.accounts import create_account, find_user
 from ra_app.core.audio import FFMPEG, SAMPLE_RATE
-from ra_app.core.models import Origin, Role, Sample, Segment, SourceKind, TaskType, User
+from ra_app.core.models import (
+    Batch,
+    Origin,
+    Role,
+    Sample,
+    Segment,
+    SourceKind,
+    TaskType,
+    User,
+)
 from ra_app.core.revisions import (
     latest_revisions,
     rows_inside,
@@ -229,6 +238,24 @@ def demo_segments(sample: Sample, rows: list[dict]) -> None:
         )
 
 
+def demo_batch(task_type: TaskType, reviewer: User) -> Batch:
+    """The demo's batch of one task type (a batch holds one), so the admin pages show the
+    demo's work as a real installation's."""
+    name = f"Demo: {task_type.value.replace('_', ' ')}"
+    batch = db.session.scalar(sa.select(Batch).where(Batch.name == name))
+    if batch is None:
+        batch = Batch(
+            name=name,
+            task_type=task_type,
+            filters={"task_type": task_type.value},
+            assignment_mode="even",
+            weights={str(reviewer.id): 1.0},
+        )
+        db.session.add(batch)
+        db.session.flush()
+    return batch
+
+
 def load_demo_batch(reviewer: User) -> list[str]:
     """Create the demo recordings and tasks once; returns a line per recording."""
     report = []
@@ -267,7 +294,9 @@ def load_demo_batch(reviewer: User) -> list[str]:
             db.session.flush()
             demo_segments(sample, rows_of(*latest_revisions(sample.id)))
         db.session.flush()
-        create_tasks(sample, task_type, reviewer=reviewer)
+        create_tasks(
+            sample, task_type, reviewer=reviewer, batch_id=demo_batch(task_type, reviewer).id
+        )
         db.session.commit()  # the sample row was committed by ingest; tasks and text now
         report.append(f"{title}: {task_type.value.replace('_', ' ')} task for {reviewer.email}")
     return report

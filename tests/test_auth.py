@@ -20,6 +20,19 @@ def test_right_password_signs_in(client, auth, reviewer):
     assert "My queue" in page and reviewer.email in page
 
 
+def test_an_admin_lands_on_the_admin_home(client, auth, admin):
+    response = auth.login(admin.email)
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+    # A page asked for before signing in still wins.
+    auth.logout()
+    token = auth.csrf_token()
+    asked = client.post(
+        "/login?next=/admin/batches",
+        data={"email": admin.email, "password": PASSWORD, "csrf_token": token},
+    )
+    assert asked.headers["Location"] == "/admin/batches"
+
+
 def test_email_is_case_insensitive(client, auth, reviewer):
     assert auth.login(reviewer.email.upper()).status_code == 302
 

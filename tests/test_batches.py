@@ -194,6 +194,23 @@ def test_batch_pages_end_to_end(app, client, auth, admin, corpus, make_user):
     )
     body = created.get_data(as_text=True)
     assert "Created batch “Tuần 1”" in body and "Progress" in body
+    # A refused form comes back with everything as it was typed.
+    refused = client.post(
+        "/admin/batches/new",
+        data={
+            "csrf_token": token,
+            "name": "Tuần 2",
+            "state": "transcribed",
+            "mode": "pool",
+            "cap": "3",
+            "review_share": "20",
+        },
+    )
+    assert refused.status_code == 422
+    again = refused.get_data(as_text=True)
+    assert "Not created:" in again and 'value="Tuần 2"' in again
+    assert '<option value="pool" selected>' in again
+    assert 'name="cap" min="1" value="3"' in again and 'value="20"' in again
     with app.app_context():
         count = db.session.scalar(sa.select(sa.func.count()).select_from(Assignment))
         assert count == transcribed  # one task each (one window: short recordings)

@@ -75,14 +75,24 @@ def test_demo_creates_accounts_and_a_batch_to_review_once(embedded_app):
     assert set(users(app)) == {"admin@demo.local", "reviewer@demo.local"}
     assert "password:" in first.output
     with app.app_context():
-        from ra_app.core.models import Assignment, TaskType
+        from ra_app.core.models import Assignment, Batch, TaskType
 
         tasks = db.session.scalars(sa.select(Assignment)).all()
         assert sorted(t.task_type for t in tasks) == sorted(TaskType)
         assert {t.reviewer.email for t in tasks} == {"reviewer@demo.local"}
+        # Each task type's demo tasks are a batch, as an admin would have made them.
+        batches = {t.task_type: db.session.get(Batch, t.batch_id) for t in tasks}
+        assert {t: b.name for t, b in batches.items()} == {
+            t: f"Demo: {t.value.replace('_', ' ')}" for t in TaskType
+        }
+        assert all(b.task_type is t for t, b in batches.items())
     assert auth.login("reviewer@demo.local", "demo-reviewer-pass").status_code == 302
     queue = client.get("/").get_data(as_text=True)
     assert "Demo · review laptop" in queue and "Demo · họp team" in queue
+    auth.logout()
+    assert auth.login("admin@demo.local", "demo-admin-pass").headers["Location"] == "/admin/"
+    batches = client.get("/admin/batches").get_data(as_text=True)
+    assert "Demo: transcript correction" in batches and "No batches yet" not in batches
 
 
 def test_set_password_ends_the_accounts_sessions(app, runner, auth, client, reviewer):

@@ -155,6 +155,7 @@ def batch_count():
 def batch_new():
     source = request.form if request.method == "POST" else request.args
     filters = batches_service.Filters.from_args(source)
+    status = 200
     if request.method == "POST":
         ids = [int(i) for i in request.form.getlist("reviewer") if i.isdigit()]
         reviewers = list(db.session.scalars(sa.select(User).where(User.id.in_(ids))))
@@ -179,6 +180,7 @@ def batch_new():
             )
         except ValueError as error:
             flash(f"Not created: {error}.", "error")
+            status = 422
         else:
             flash(f"Created batch “{batch.name}”.", "success")
             return redirect(url_for("admin.batch_detail", batch_id=batch.id))
@@ -193,7 +195,8 @@ def batch_new():
         states=list(ProcessingState),
         kinds=list(SourceKind),
         orders=batches_service.ORDERS,
-    )
+        form=request.form,  # a refused form comes back as it was sent
+    ), status
 
 
 @bp.route("/batches/<int:batch_id>")

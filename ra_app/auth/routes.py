@@ -41,26 +41,27 @@ def require_login():
     return None
 
 
-def safe_next(target: str | None) -> str:
-    """Only same-site relative paths, so the sign-in page is no open redirect."""
+def safe_next(target: str | None, user) -> str:
+    """Only same-site relative paths, so the sign-in page is no open redirect. Without one,
+    admins land on the admin home and reviewers on their queue."""
     if target:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target:
             return target
-    return url_for("review.home")
+    return url_for("admin.home" if user.is_admin else "review.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("review.home"))
+        return redirect(safe_next(None, current_user))
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
         result = authenticate(form.email.data, form.password.data, request.remote_addr)
         if result.user is not None:
             login_user(result.user, remember=form.remember.data)
-            return redirect(safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next"), result.user))
         flash(result.error, "error")
         status = 429 if result.throttled else 401
     return render_template("auth/login.html", form=form), status
