@@ -30,6 +30,7 @@ from ..core.revisions import (
     rows_of,
     window_rows,
     write_revisions,
+    write_translation_revision,
 )
 from ..core.states import ProcessingState, can_transition
 from ..core.tasks import OPEN, TEXT_TASKS, reviewed_text
@@ -267,6 +268,20 @@ def submit_text(task: Assignment, sample: Sample, user: User, body: payloads.Sub
         edited = keep_newer_translations(validate_rows(task, rows_sent(body)), base, current)
     merged = merge_window(rows_of(current_t, current_tr), window, edited)
     scores = edit_rate(task, edited)
+    if task.task_type is TaskType.TRANSLATION_REVIEW:
+        # The transcript is as it was: only a translation revision, on the current transcript.
+        translation = write_translation_revision(
+            sample,
+            current_t,
+            merged,
+            origin=Origin.HUMAN,
+            author_id=user.id,
+            assignment_id=task.id,
+            base=current_tr,
+        )
+        db.session.flush()
+        record = {"transcript_revision_id": None, "translation_revision_id": translation.id}
+        return {**scores, "translation_version": translation.version, "decision": record}
     has_translation = current_tr is not None or any(r.get("translation") for r in merged)
     transcript, translation = write_revisions(
         sample,
@@ -282,6 +297,7 @@ def submit_text(task: Assignment, sample: Sample, user: User, body: payloads.Sub
     db.session.flush()
     return {
         **scores,
+        "transcript_version": transcript.version,
         "decision": {
             "transcript_revision_id": transcript.id,
             "translation_revision_id": translation.id if translation else None,
