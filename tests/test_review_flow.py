@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from ra_app.core.models import (
@@ -18,6 +20,7 @@ from ra_app.core.models import (
 )
 from ra_app.core.revisions import latest_transcript, latest_translation
 from ra_app.core.states import ProcessingState
+from ra_app.core.tasks import create_tasks
 from ra_app.extensions import db
 
 from .conftest import csrf_token_from
@@ -222,7 +225,13 @@ def test_translation_review_edits_translations_and_clears_flags(
     ]
     response = post_json(client, f"/tasks/{task_id}/submit", {"sentences": edited}, token)
     assert response.status_code == 200, response.get_json()
+    # It says what it wrote: a translation revision, and no transcript revision at all.
+    assert response.get_json()["translation_version"] == 2
+    assert "transcript_version" not in response.get_json()
     with app.app_context():
+        assert latest_transcript(sample_id).version == 1
+        decision = db.session.scalar(sa.select(ReviewDecision))
+        assert decision.transcript_revision_id is None and decision.translation_revision_id
         translation = latest_translation(sample_id)
         assert [s["translation"] for s in translation.sentences] == [
             "Anh ấy đi họp rồi.",
@@ -346,9 +355,37 @@ def test_script_tags_in_a_transcript_render_as_text(app, client, auth, reviewer,
     assert "\\u003cscript\\u003ealert" in page  # inside the JSON island, escaped
 
 
-def test_queue_lists_my_tasks_with_progress(app, client, auth, reviewer, tmp_path):
-    setup_task(app, tmp_path, reviewer.id)
+def waiting_line(page: str, task_type: str) -> str | None:
+    """The queue's "Waiting for you" line of a task type, as text (None: not shown)."""
+    found = re.search(rf'<li data-task-type="{task_type}">(.*?)</li>', page, re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split()) if found else None
+
+
+def test_queue_shows_what_start_next_gives(app, client, auth, reviewer, tmp_path):
+    """The queue counts the pool tasks a reviewer can take, by type; "Start next" gives
+    one of them, the count drops, and an empty queue offers nothing to start."""
     auth.login(reviewer.email)
     page = client.get("/").get_data(as_text=True)
-    assert "Transcript correction" in page and "Start next" in page and "<progress" in page
+    assert "Nothing to review right now." in page and "Start next" not in page
+    with app.app_context():
+        for freq in (300, 400, 500):  # three recordings in the shared pool
+            sample = make_review_sample(tmp_path, freq=freq, title=f"pool {freq}")
+            create_tasks(sample, TaskType.TRANSLATION_REVIEW, window_s=0)
+        db.session.commit()
+    page = client.get("/").get_data(as_text=True)
+    assert waiting_line(page, "translation_review") == (
+        "Translation review 3 (3 in the shared pool) Start translation review"
+    )
+    assert waiting_line(page, "transcript_correction") is None
+    assert "Start next" in page and "Nothing to review" not in page
+    token = csrf_token_from(page)
+    answer = client.post(
+        "/tasks/next", data={"csrf_token": token, "task_type": "translation_review"}
+    )
+    assert answer.status_code == 302 and "/tasks/" in answer.location
+    page = client.get("/").get_data(as_text=True)
+    assert waiting_line(page, "translation_review").startswith("Translation review 2 (2 in the")
+    # The task it gave is held: the queue offers to continue it, and lists it as the reviewer's.
+    assert "Continue translation review" in page and "<progress" in page
+    assert answer.location.endswith(re.search(r'href="(/tasks/[^"]+)">Open', page).group(1))
     assert TranscriptRevision and TranslationRevision  # imported for the models' mapping

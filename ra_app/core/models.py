@@ -144,6 +144,9 @@ class User(UserMixin, Timestamped, db.Model):
     # (a password reset, a role change, a disabled account).
     session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     last_login_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # The reviewer's own settings (review/preferences.py): key bindings, what follows a
+    # submit, the rewind on resume. Only what differs from the defaults is stored.
+    preferences: Mapped[dict] = mapped_column(JSONDoc, default=dict, server_default=sa.text("'{}'"))
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")

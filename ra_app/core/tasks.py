@@ -137,42 +137,66 @@ def pools_open_to(user_id: int) -> list[int]:
     ]
 
 
-def _queues(user: User, task_type: TaskType | None) -> list:
-    """The places a next task comes from, in order: second reviews waiting for someone
-    other than their author (they hold a sample back), the reviewer's own pending tasks,
-    then the shared pools open to them. Each is one indexed, ordered scan (see the partial
-    indexes on assignments) instead of one query with an OR that sorts the whole table."""
+def _sources(user: User) -> dict[str, sa.Select]:
+    """The places a next task comes from, in the order they are served: second reviews
+    waiting for someone other than their author (they hold a sample back), the reviewer's
+    own pending tasks, then the shared pools open to them. Each is one indexed scan (see the
+    partial indexes on assignments) instead of one query with an OR that sorts the whole
+    table. The queue page counts the same queries, so it shows what "Start next" gives."""
     active = sa.select(Batch.id).where(Batch.status == BatchStatus.ACTIVE)
     paused = list(db.session.scalars(sa.select(Batch.id).where(Batch.status != BatchStatus.ACTIVE)))
     pools = pools_open_to(user.id)
     pending = Assignment.status == AssignmentStatus.PENDING
-    own = sa.select(Assignment.id).where(pending, Assignment.reviewer_id == user.id)
-    pool = sa.select(Assignment.id).where(
-        pending,
-        Assignment.reviewer_id.is_(None),
-        Assignment.review_of_id.is_(None),
-        sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.in_(pools)),
-    )
-    queues = [own, pool]
+    sources = {
+        "own": sa.select(Assignment.id).where(pending, Assignment.reviewer_id == user.id),
+        "pool": sa.select(Assignment.id).where(
+            pending,
+            Assignment.reviewer_id.is_(None),
+            Assignment.review_of_id.is_(None),
+            sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.in_(pools)),
+        ),
+    }
     if not user.in_training:
         # Admins check any active batch; reviewers the batches they work in.
-        reviews = second_reviews_for(user).where(
-            sa.or_(
-                Assignment.batch_id.is_(None),
-                Assignment.batch_id.in_(active if user.is_admin else pools),
-            )
-        )
-        queues.insert(0, reviews)
+        sources = {
+            "second_review": second_reviews_for(user).where(
+                sa.or_(
+                    Assignment.batch_id.is_(None),
+                    Assignment.batch_id.in_(active if user.is_admin else pools),
+                )
+            ),
+            **sources,
+        }
+    if paused:
+        not_paused = sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.not_in(paused))
+        sources = {name: query.where(not_paused) for name, query in sources.items()}
+    return sources
+
+
+def _queues(user: User, task_type: TaskType | None) -> list:
+    """The sources as "the first task of each", in order."""
     ordered = []
-    for query in queues:
-        if paused:
-            query = query.where(
-                sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.not_in(paused))
-            )
+    for query in _sources(user).values():
         if task_type is not None:
             query = query.where(Assignment.task_type == task_type)
         ordered.append(query.order_by(Assignment.created_at, Assignment.window_start_s).limit(1))
     return ordered
+
+
+def waiting_for(user: User) -> dict[TaskType, dict[str, int]]:
+    """How many tasks "Start next" could give this reviewer, by task type and by source
+    (second_review, own, pool); types with none are left out."""
+    counts: dict[TaskType, dict[str, int]] = {}
+    for name, query in _sources(user).items():
+        ids = query.subquery()
+        rows = db.session.execute(
+            sa.select(Assignment.task_type, sa.func.count())
+            .where(Assignment.id.in_(sa.select(ids.c.id)))
+            .group_by(Assignment.task_type)
+        )
+        for task_type, count in rows:
+            counts.setdefault(task_type, {})[name] = count
+    return {t: counts[t] for t in TaskType if t in counts}
 
 
 def second_reviews_for(user: User):

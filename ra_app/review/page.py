@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
-from ..core import scoring, text
+from ..core import flags, scoring, text
 from ..core.models import (
     Assignment,
     AssignmentStatus,
@@ -15,12 +15,13 @@ from ..core.models import (
     TranscriptRevision,
     TranslationRevision,
     User,
+    WordAlignment,
     iso_utc,
 )
 from ..core.revisions import Window, machine_draft, rows_of, window_rows
 from ..core.tasks import OPEN, TEXT_TASKS
 from ..extensions import db
-from . import staging
+from . import preferences, staging
 
 
 def window_of(task: Assignment) -> Window:
@@ -121,10 +122,40 @@ def task_rows(task: Assignment) -> list[dict]:
     transcript_id, translation_id = (None, None)
     if task.status not in OPEN:
         transcript_id, translation_id = submitted_revisions(task)
+        if transcript_id is None and translation_id is not None:  # a translation-only review
+            transcript_id = db.session.get(
+                TranslationRevision, translation_id
+            ).transcript_revision_id
     if transcript_id is None:
         transcript_id = task.base_transcript_revision_id
         translation_id = task.base_translation_revision_id
     return window_rows(revision_rows(transcript_id, translation_id), window_of(task))
+
+
+def word_times(task: Assignment) -> list[dict]:
+    """The aligned words of the task's base transcript, per sentence of its window:
+    [{start, end, words: [[word, start, end], …]}] (empty when it was never aligned). The page
+    splits and plays from words with them while a sentence's text is unchanged."""
+    if task.base_transcript_revision_id is None:
+        return []
+    words = db.session.execute(
+        sa.select(WordAlignment.sentence_index, WordAlignment.word, WordAlignment.start_s,
+                  WordAlignment.end_s)
+        .where(WordAlignment.transcript_revision_id == task.base_transcript_revision_id)
+        .order_by(WordAlignment.sentence_index, WordAlignment.word_index)
+    ).all()  # fmt: skip
+    if not words:
+        return []
+    sentences = db.session.get(TranscriptRevision, task.base_transcript_revision_id).sentences
+    by_sentence: dict[int, list] = {}
+    for index, word, start, end in words:
+        by_sentence.setdefault(index, []).append([word, round(start, 3), round(end, 3)])
+    window = window_of(task)
+    return [
+        {"start": sentence["start"], "end": sentence["end"], "words": by_sentence[index]}
+        for index, sentence in enumerate(sentences)
+        if index in by_sentence and window.holds(sentence)
+    ]
 
 
 def task_data(task: Assignment, user: User, urls: dict) -> dict:
@@ -169,4 +200,7 @@ def task_data(task: Assignment, user: User, urls: dict) -> dict:
         "review": staging.review_info(task),
         "returned": staging.return_info(task),
         "listened": (draft.get("listened") or []),
+        "settings": preferences.page_settings(user),
+        "flag_words": flags.WORDS,
+        "word_times": word_times(task) if task.task_type in TEXT_TASKS else [],
     }

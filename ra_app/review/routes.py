@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 from flask import (
@@ -12,16 +13,19 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.models import Assignment, TaskType
-from ..core.tasks import claim_next, reopen_returned
+from ..core.tasks import claim_next, current_task, reopen_returned, waiting_for
 from ..extensions import db
-from . import bp, media
+from . import bp, keys, media, preferences
 from .drafts import lock_task, save_draft, touch
 from .errors import TaskError
 from .page import opening_analysis, task_data
 from .services import my_queue
 from .work import decide, submit
+
+log = logging.getLogger(__name__)
 
 VENDOR = {
     # url prefix -> folder of an npm package's built files (installed by scripts/setup.sh)
@@ -31,8 +35,13 @@ VENDOR = {
 
 @bp.route("/")
 def home():
+    waiting = waiting_for(current_user)
     return render_template(
-        "review/queue.html", queue=my_queue(current_user.id), task_types=list(TaskType)
+        "review/queue.html",
+        queue=my_queue(current_user.id),
+        waiting=waiting,
+        total=sum(sum(counts.values()) for counts in waiting.values()),
+        held=current_task(current_user.id),
     )
 
 
@@ -123,7 +132,26 @@ def task_draft(task_id):
 def submit_and_confirm(task, user, payload):
     result = submit(task, user, payload)
     flash(f"Submitted: {task.sample.title}, {task.task_type.value.replace('_', ' ')}.", "success")
-    return result
+    return result | {"next_url": next_url(user, task.task_type)}
+
+
+def next_url(user, task_type: TaskType) -> str:
+    """Where the page goes after a submit or a decision (it is committed by then): the
+    reviewer's next task, of the same type if one waits, else of any type; or the queue,
+    when that is their setting or nothing is waiting."""
+    queue = url_for("review.home", submitted=1)
+    if preferences.preferences_of(user)["after_submit"] != "next":
+        return queue
+    try:
+        task = claim_next(user, task_type) or claim_next(user)
+    except SQLAlchemyError:  # the submit is committed: it must not read as failed
+        db.session.rollback()
+        log.exception("claiming the next task after a submit failed")
+        task = None
+    if task is None:
+        flash("Nothing else is waiting for you right now.", "info")
+        return queue
+    return url_for("review.task_page", task_id=task.id)
 
 
 @bp.route("/tasks/<uuid:task_id>/submit", methods=["POST"])
@@ -140,12 +168,36 @@ def decide_and_confirm(task, user, payload):
     result = decide(task, user, payload)
     said = "Sent back to its author" if result["decision"] == "reject" else "Approved"
     flash(f"{said}: {task.sample.title}, {task.task_type.value.replace('_', ' ')}.", "success")
-    return result
+    return result | {"next_url": next_url(user, task.task_type)}
 
 
 @bp.route("/tasks/<uuid:task_id>/decide", methods=["POST"])
 def task_decide(task_id):
     return json_call(decide_and_confirm, task_id)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings():
+    """The reviewer's own keys and habits; a form with a mistake comes back as it was sent."""
+    form, problem = None, None
+    if request.method == "POST":
+        form = request.form
+        try:
+            current_user.preferences = preferences.parse(form)
+        except keys.BadBinding as error:
+            problem = str(error)
+        else:
+            db.session.commit()
+            flash("Your settings are saved; they apply on every page you open from now.", "success")
+            return redirect(url_for("review.settings"))
+    return render_template(
+        "review/settings.html",
+        prefs=preferences.preferences_of(current_user),
+        form=form,
+        problem=problem,
+        actions=keys.ACTIONS,
+        choices=preferences.AFTER_SUBMIT,
+    ), (422 if problem else 200)
 
 
 @bp.route("/vendor/<package>/<path:filename>")

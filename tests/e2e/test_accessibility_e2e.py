@@ -119,6 +119,7 @@ def test_the_reviewers_pages_are_accessible(open_page, live_server, reviewer, tm
     page = open_page()
     LoginPage(page).sign_in(reviewer.email, PASSWORD)
     check(page, "/")
+    check(page, "/settings")
     for task_id, noun in zip(tasks, ["Sentence", "Sentence", "Segment"], strict=True):
         task = TaskPage(page, noun=noun).open(str(task_id)).wait_ready()
         expect(page.locator(".chip.pending")).to_have_count(0)  # the server's tags are in
@@ -150,5 +151,7 @@ def test_the_admin_pages_are_accessible(open_page, live_server, admin, reviewer,
         f"/admin/samples/{sample_id}",
         "/admin/quality",
         "/admin/lexicon",
+        "/",
+        "/settings",
     ]:
         check(page, path)

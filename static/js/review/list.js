@@ -5,6 +5,7 @@
 // Long module: one class, the editors' shared base; its rows and its waveform regions update
 // each other on every edit, so they stay together.
 import { h, clear, num, whenIdle, FIELD_SIZING } from "./dom.js";
+import { alignedWords, wordStart } from "./sentences.js";
 
 // Long tasks (a whole hour: ~900 rows) draw the first rows at once and the rest when the
 // page is idle; regions go onto the waveform the same way, so neither blocks the player.
@@ -171,7 +172,7 @@ export class ListEditor {
 
   onRowClick(event, id) {
     // The row, not its fields or buttons, plays the row.
-    if (event.target.closest("input, textarea, button, select, label, a, .chips, [contenteditable]")) return;
+    if (event.target.closest("input, textarea, button, select, label, a, [contenteditable]")) return;
     const index = this.indexOfId(id);
     if (index < 0) return;
     this.select(index);
@@ -206,6 +207,14 @@ export class ListEditor {
     if (s === null) return;
     this.selectedId = row._id;
     this.player.playRange(s, e !== null && e > s ? e : undefined);
+  }
+
+  /** A click on a word plays from it: its aligned time, else an estimate from the text. */
+  playFromWord(row, index) {
+    const found = wordStart(row, index, alignedWords(row, this.ctx.data.word_times));
+    if (!found || !this.player) return;
+    this.select(this.indexOfId(row._id));
+    this.player.playRange(found.at);
   }
 
   move(delta) {

@@ -6,11 +6,12 @@
 // the audio can play.
 import { h, clear, fmtTime } from "./dom.js";
 import { Store } from "./store.js";
-import { createPlayer, SPEED_MIN, SPEED_MAX } from "./player.js";
+import { createPlayer } from "./player.js";
+import { createTransport } from "./transport.js";
 import { TranscriptEditor } from "./transcript.js";
 import { TranslationEditor } from "./translation.js";
 import { SegmentEditor } from "./segments.js";
-import { installShortcuts, renderShortcutList } from "./shortcuts.js";
+import { installShortcuts, renderShortcutList, keysOf } from "./shortcuts.js";
 import { postJSON } from "./api.js";
 import { Listening } from "./listening.js";
 import { createMessages } from "./messages.js";
@@ -21,10 +22,12 @@ const app = document.getElementById("review-app");
 const type = data.task.type;
 const editable = Boolean(data.task.editable);
 const kind = type === "audio_segmentation" ? "segments" : "sentences";
+const settings = data.settings; // the reviewer's own (ra_app/review/preferences.py)
 const $ = (id) => document.getElementById(id);
 const ui = {
   status: $("save-status"),
   play: $("play"),
+  loop: $("loop"),
   time: $("time"),
   speed: $("speed"),
   speedOut: $("speed-out"),
@@ -44,7 +47,8 @@ const ui = {
   player: $("player"),
 };
 
-const messages = createMessages({ container: ui.messages, toastBox: ui.toast });
+const keysFor = (id) => keysOf(settings.shortcuts, id);
+const messages = createMessages({ container: ui.messages, toastBox: ui.toast, undoKeys: keysFor("undo") });
 const { toast, showMessage, closeMessage } = messages;
 
 let resolveReady;
@@ -82,12 +86,14 @@ const ctx = {
   player: null,
   toast,
   announce: (text) => toast(text),
+  keysFor,
   onProblemsFixed: () => closeMessage("problems"),
 };
 const Editor = { transcript_correction: TranscriptEditor, translation_review: TranslationEditor, audio_segmentation: SegmentEditor }[type];
 const editor = new Editor(ctx);
 clear(ui.editor).append(editor.root);
 editor.render();
+const transport = createTransport({ ctx, ui, editor, settings, noun: kind === "segments" ? "segment" : "sentence", toast });
 const { submit } = createSubmitting({ data, app, ui, store, editor, listening, ctx, kind, review, editable, messages });
 
 window.reviewApp = {
@@ -184,6 +190,7 @@ playerStarted
       lastTick = nowMs;
       showTime();
       const rec = t + player.offset;
+      transport.onTime(rec, ws.isPlaying());
       listening.report(rec, ws.isPlaying());
       editor.onTime(rec, ws.isPlaying());
       if (ws.isPlaying()) store.setProgress(t / player.duration);
@@ -193,6 +200,7 @@ playerStarted
       ui.play.setAttribute("aria-pressed", "true");
     });
     ws.on("pause", () => {
+      transport.onPause();
       listening.report(0, false);
       ui.play.textContent = "Play";
       ui.play.setAttribute("aria-pressed", "false");
@@ -214,27 +222,6 @@ playerStarted
     console.error(error);
     showMessage("player-error", { tone: "error", text: `The player could not start: ${error.message || error}` });
   });
-
-ui.play.addEventListener("click", () => ctx.player?.playPause());
-ui.speed.addEventListener("input", () => setSpeed(Number(ui.speed.value)));
-ui.zoom.addEventListener("input", () => ctx.player?.setZoom(Number(ui.zoom.value)));
-ui.waveform.addEventListener("wheel", (event) => {
-  if (!(event.ctrlKey || event.metaKey) || !ctx.player) return;
-  event.preventDefault();
-  zoomBy(event.deltaY < 0 ? 8 : -8);
-}, { passive: false });
-
-function setSpeed(rate) {
-  const r = ctx.player ? ctx.player.setRate(rate) : Math.min(SPEED_MAX, Math.max(SPEED_MIN, rate));
-  ui.speed.value = String(r);
-  ui.speedOut.textContent = `${r.toFixed(2)}×`;
-  return r;
-}
-function zoomBy(delta) {
-  if (!ctx.player) return;
-  const level = ctx.player.setZoom(ctx.player.zoomLevel() + delta);
-  ui.zoom.value = String(level);
-}
 
 // Keep rows clear of the sticky player when scrolled into view.
 new ResizeObserver(() => {
@@ -296,16 +283,10 @@ async function saveNow() {
 // --- shortcuts ---------------------------------------------------------------------------
 
 const actions = {
-  playPause: () => ctx.player?.playPause(),
+  ...transport.actions,
   replay: () => editor.replay(),
-  back: () => ctx.player?.skip(-2),
-  forward: () => ctx.player?.skip(2),
   prev: () => editor.move(-1),
   next: () => editor.move(1),
-  slower: () => toast(`Speed ${setSpeed((ctx.player?.rate ?? Number(ui.speed.value)) - 0.1).toFixed(2)}×`),
-  faster: () => toast(`Speed ${setSpeed((ctx.player?.rate ?? Number(ui.speed.value)) + 0.1).toFixed(2)}×`),
-  zoomIn: () => zoomBy(10),
-  zoomOut: () => zoomBy(-10),
   help: () => toggleHelp(),
 };
 if (editable) {
@@ -322,15 +303,25 @@ if (editable) {
     undo: () => editor.undo(),
   });
 }
-const shortcutList = installShortcuts(type, editable, actions);
-if (review) {
-  const approveKey = shortcutList.find((s) => s.id === "submit");
-  if (approveKey) approveKey.label = "Approve as it is (once you have played the whole task)";
+const shortcutList = installShortcuts(settings.shortcuts, type, editable, actions);
+for (const [element, id, what] of [
+  [ui.play, "playPause", "Play / pause"],
+  [ui.loop, "loop", "Loop the current sentence"],
+  [ui.save, "save", "Save now"],
+  [ui.speed, ["slower", "faster"], "Speed"],
+]) {
+  if (!element) continue;
+  const keys = Array.isArray(id) ? `${keysOf(shortcutList, id[0])} slower, ${keysOf(shortcutList, id[1])} faster` : keysOf(shortcutList, id);
+  element.title = keys ? `${what} (${keys})` : what;
 }
+const submitKey = shortcutList.find((s) => s.id === "submit");
+if (submitKey && review) submitKey.label = "Approve as it is (once you have played the whole task)";
+else if (submitKey && settings.after_submit === "queue") submitKey.label = "Submit and go back to the queue";
+if (ui.submit && submitKey) ui.submit.title = `${submitKey.label} (${submitKey.keys.join(" or ")})`;
 renderShortcutList(ui.helpList, shortcutList);
 const hint = $("shortcuts-hint");
 if (hint && editable && type === "transcript_correction") {
-  hint.textContent = "Click a row (not its text) to play it. Click a word chip to switch its language; Enter moves to the next sentence.";
+  hint.textContent = `Click a row's free space to play it, a word to play from it. Alt+click a word (or ${keysFor("toggleLang")} at the caret) switches its language; Enter moves to the next sentence.`;
 } else if (hint && editable && type === "translation_review") {
   hint.textContent = "Click a row (not its text) to play it. Enter moves to the next translation.";
 } else if (hint && editable) {

@@ -2,7 +2,7 @@
 // reviewer (saved, refused, stale, submitted). One block per id; showing an id replaces it.
 import { h, clear } from "./dom.js";
 
-export function createMessages({ container, toastBox }) {
+export function createMessages({ container, toastBox, undoKeys }) {
   let toastTimer = null;
 
   function hideToast() {
@@ -14,7 +14,7 @@ export function createMessages({ container, toastBox }) {
     clear(toastBox);
     toastBox.append(h("span", { text }));
     if (undo) {
-      toastBox.append(h("button", { type: "button", class: "small", text: "Undo", title: "Undo (Alt+Z)", onclick: () => { hideToast(); undo(); } }));
+      toastBox.append(h("button", { type: "button", class: "small", text: "Undo", title: undoKeys ? `Undo (${undoKeys})` : "Undo", onclick: () => { hideToast(); undo(); } }));
     }
     toastBox.hidden = false;
     clearTimeout(toastTimer);

@@ -126,7 +126,12 @@ export async function createPlayer({ data, audio, container, vendor, onError }) 
     end: offset + duration,
     isPlaying: () => ws.isPlaying(),
     seek(recordingTime) {
-      ws.setTime(Math.min(Math.max(0, recordingTime - offset), duration));
+      const t = Math.min(Math.max(0, recordingTime - offset), duration);
+      // wavesurfer keeps a seek for later while the audio is (re)loading, and the 'seeking'
+      // event of an earlier seek then drops it: two quick F2s moved 2 s, not 4. The element
+      // itself takes any seek once it knows its duration.
+      if (audio.readyState >= 1) audio.currentTime = t;
+      ws.setTime(t);
     },
     /** Play [start, end) given in recording time. */
     playRange(start, end) {
@@ -141,7 +146,7 @@ export async function createPlayer({ data, audio, container, vendor, onError }) 
       ws.pause();
     },
     skip(seconds) {
-      ws.setTime(Math.min(Math.max(0, ws.getCurrentTime() + seconds), duration));
+      player.seek(player.now() + seconds);
     },
     rate: 1,
     setRate(rate) {

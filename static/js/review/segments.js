@@ -45,7 +45,7 @@ export class SegmentEditor extends ListEditor {
     const t = round3(this.player ? this.player.now() : this.windowStart);
     const inside = this.indexAtTime(t);
     if (inside >= 0) {
-      this.ctx.announce(`The playhead is inside segment ${inside + 1}: split it there instead (Alt+Enter).`);
+      this.ctx.announce(`The playhead is inside segment ${inside + 1}: split it there instead (${this.ctx.keysFor("split")}).`);
       return;
     }
     const index = this.items.filter((r) => (num(r.start) ?? -Infinity) <= t).length;
@@ -104,11 +104,11 @@ export class SegmentEditor extends ListEditor {
     }
     head.append(h("span", { class: "len seg-len" }), h("span", { class: "rule-flag" }));
     if (this.editable) {
-      const act = (label, aria, keys, fn) => h("button", { type: "button", class: "small", text: label, "aria-label": aria, title: `${aria} (${keys})`, onclick: () => fn(this.indexOfId(row._id)) });
+      const act = (label, aria, id, fn) => h("button", { type: "button", class: "small", text: label, "aria-label": aria, title: `${aria} (${this.ctx.keysFor(id)})`, onclick: () => fn(this.indexOfId(row._id)) });
       head.append(h("span", { class: "actions" },
-        act("Split at playhead", "Split at playhead", "Alt+Enter", (i) => this.split(i)),
-        act("Merge with next", "Merge with next", "Alt+M", (i) => this.merge(i)),
-        act("Delete", "Delete segment", "Alt+Backspace", (i) => this.remove(i))));
+        act("Split at playhead", "Split at playhead", "split", (i) => this.split(i)),
+        act("Merge with next", "Merge with next", "merge", (i) => this.merge(i)),
+        act("Delete", "Delete segment", "remove", (i) => this.remove(i))));
     }
     li.append(head,
       h("p", { class: "seg-text", lang: "vi" }),

@@ -16,17 +16,52 @@ export function splitOffset(text, caret) {
   return spaces.length ? spaces.reduce((a, b) => (Math.abs(b - mid) < Math.abs(a - mid) ? b : a)) : text.length;
 }
 
-// The moment the halves meet: the playhead when it is inside the sentence, else the
-// point as far into the time span as the caret is into the text.
-export function splitTime(row, caret, playhead) {
+/** The aligned words of `row` ([[word, start, end], …]): those of the page's word times
+ * that lie inside its span, when its words are exactly those (so a sentence split or
+ * merged without retyping keeps them); else null. */
+export function alignedWords(row, wordTimes) {
   const s = num(row.start);
   const e = num(row.end);
-  if (s === null || e === null) return null;
+  if (s === null || e === null || !wordTimes?.length) return null;
+  const inside = wordTimes.flatMap((w) => w.words).filter(([, a, b]) => a >= s - 0.001 && b <= e + 0.001);
+  const tokens = tokenize(row.text).map((t) => t.text.normalize("NFC"));
+  const same = tokens.length > 0 && tokens.length === inside.length && tokens.every((t, i) => t === String(inside[i][0]).normalize("NFC"));
+  return same ? inside : null;
+}
+
+/** The time word `index` of the row starts: from the aligned words (`exact`), else as far
+ * into the sentence's span as the word is into its text (an estimate). */
+export function wordStart(row, index, words) {
+  if (words && words[index]) return { at: words[index][1], exact: true };
+  const s = num(row.start);
+  const e = num(row.end);
   const text = row.text || "";
-  const at = playhead !== undefined && playhead > s + 0.05 && playhead < e - 0.05
-    ? playhead
-    : s + (e - s) * (text.length ? caret / text.length : 0.5);
-  return round3(at);
+  const token = tokenize(text)[index];
+  if (s === null || e === null || !token) return null;
+  return { at: round3(s + (e - s) * (text.length ? token.start / text.length : 0)), exact: false };
+}
+
+/**
+ * The moment the halves of a split meet, and where it came from (`source`): the gap
+ * between the aligned words on either side of the caret ("words"), else the playhead when
+ * it is inside the sentence ("playhead"), else the point as far into the time span as the
+ * caret is into the text ("estimate").
+ */
+export function splitTime(row, caret, playhead, words = null) {
+  const s = num(row.start);
+  const e = num(row.end);
+  if (s === null || e === null) return { at: null, source: "estimate" };
+  const text = row.text || "";
+  if (words) {
+    const before = tokenize(text).filter((t) => t.end <= caret).length;
+    if (before > 0 && before < words.length) {
+      return { at: round3((words[before - 1][2] + words[before][1]) / 2), source: "words" };
+    }
+  }
+  if (playhead !== undefined && playhead !== null && playhead > s + 0.05 && playhead < e - 0.05) {
+    return { at: round3(playhead), source: "playhead" };
+  }
+  return { at: round3(s + (e - s) * (text.length ? caret / text.length : 0.5)), source: "estimate" };
 }
 
 // The translation and flags stay with the first half: the reviewer re-translates the second.
@@ -59,4 +94,13 @@ export function mergeSentences(a, b) {
 
 export function newSentence(start, end) {
   return { _id: `n${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, start: round3(start), end: round3(end), text: "", translation: "", flags: [], lang_overrides: {} };
+}
+
+/** A pipeline flag in words ("english_untranslated: meeting" -> "English left untranslated:
+ * meeting"), from the server's table (ra_app/core/flags.py). */
+export function flagText(flag, words) {
+  const [kind, ...rest] = String(flag).split(":");
+  const detail = rest.join(":").trim();
+  const name = words?.[kind.trim()] || kind.trim().replace(/_/g, " ");
+  return detail ? `${name}: ${detail}` : name;
 }

@@ -99,6 +99,8 @@ export function createSubmitting(env) {
     ctx.player?.pause();
     const parts = [];
     if (result.segments !== undefined) parts.push(`${result.segments} segment${result.segments === 1 ? "" : "s"}`);
+    if (result.transcript_version) parts.push(`transcript version ${result.transcript_version}`);
+    if (result.translation_version) parts.push(`translation version ${result.translation_version}`);
     if (result.wer !== null && result.wer !== undefined) parts.push(`WER ${(result.wer * 100).toFixed(1)}% against the machine draft`);
     messages.clear();
     const titles = { reject: "Sent back to the author", approve: "Approved — thank you" };
@@ -106,17 +108,20 @@ export function createSubmitting(env) {
       ? "Already submitted"
       : titles[decision] || (decision ? "Approved with your changes — thank you" : "Submitted — thank you");
     const said = answer.already ? `${answer.message} ` : parts.length ? `Saved: ${parts.join(", ")}. ` : "";
+    // The server has already claimed the next task (or chosen the queue): go there at once.
+    const next = answer.next_url && !answer.already ? answer.next_url : null;
+    const queue = new URL(data.urls.queue, window.location.href);
+    queue.searchParams.set("submitted", "1");
+    const goingToQueue = !next || new URL(next, window.location.href).pathname === queue.pathname;
     showMessage("submitted", {
       tone: "ok",
       title,
-      text: `${said}Returning to your queue…`,
-      actions: [h("a", { href: data.urls.queue, text: "Back to my queue now" })],
+      text: `${said}${goingToQueue ? "Returning to your queue…" : "Opening your next task…"}`,
+      actions: [h("a", { href: queue.toString(), text: "Back to my queue now" })],
       alert: true,
     });
     app.classList.add("is-submitted");
-    const url = new URL(data.urls.queue, window.location.href);
-    url.searchParams.set("submitted", "1");
-    setTimeout(() => window.location.assign(url.toString()), 1500);
+    setTimeout(() => window.location.assign(next || queue.toString()), goingToQueue ? 600 : 300);
   }
 
   function showServerProblems(answer) {

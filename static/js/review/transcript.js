@@ -3,7 +3,7 @@
 // flags and language overrides travel with the sentences through split and merge.
 import { h, num, round3, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
 import { ListEditor } from "./list.js";
-import { mergeSentences, newSentence, splitOffset, splitSentence, splitTime } from "./sentences.js";
+import { alignedWords, flagText, mergeSentences, newSentence, splitOffset, splitSentence, splitTime } from "./sentences.js";
 import { rowWords, showWords, toggleWordLanguage, tokenAt, wordKey, renderDiff, pct } from "./words.js";
 
 function readFlag(key) {
@@ -17,6 +17,9 @@ function readFlag(key) {
 export class TranscriptEditor extends ListEditor {
   constructor(ctx) {
     super(ctx, { noun: "Sentence", regionResize: true });
+    this.data = ctx.data;
+    this.estimated = new Set(); // rows whose split time was estimated from the text
+    this.caretRowId = null; // the row whose text field had the focus last
     const window = ctx.data.task;
     this.windowStart = Number(window.window_start) || 0;
     this.windowEnd = Number(window.window_end ?? ctx.data.sample.duration);
@@ -71,7 +74,7 @@ export class TranscriptEditor extends ListEditor {
     const li = h("li", { class: "row sentence" });
     const head = h("div", { class: "row-head" },
       h("span", { class: "num", text: n, "aria-hidden": "true" }),
-      h("button", { type: "button", class: "icon play-row", "aria-label": "Play sentence", title: "Play sentence (click the row, or Ctrl+R)", text: "▶", onclick: () => { this.select(this.indexOfId(row._id)); this.playRow(this.indexOfId(row._id)); } }));
+      h("button", { type: "button", class: "icon play-row", "aria-label": "Play sentence", title: `Play sentence (click the row, or ${this.ctx.keysFor("replay")})`, text: "▶", onclick: () => { this.select(this.indexOfId(row._id)); this.playRow(this.indexOfId(row._id)); } }));
     if (this.editable) {
       head.append(this.timeInput(row, "start", n), h("span", { class: "dash", text: "–" }), this.timeInput(row, "end", n));
     } else {
@@ -79,12 +82,12 @@ export class TranscriptEditor extends ListEditor {
     }
     head.append(h("span", { class: "len", text: this.lengthText(row) }), h("span", { class: "share", title: "Share of English words" }));
     if (this.editable) {
-      const act = (label, aria, keys, fn) => h("button", { type: "button", class: "small", text: label, "aria-label": aria, title: `${aria} (${keys})`, onclick: () => fn(this.indexOfId(row._id)) });
+      const act = (label, aria, id, fn) => h("button", { type: "button", class: "small", text: label, "aria-label": aria, title: `${aria} (${this.ctx.keysFor(id)})`, onclick: () => fn(this.indexOfId(row._id)) });
       head.append(h("span", { class: "actions" },
-        act("Split", "Split", "Alt+Enter: at the caret", (i) => this.split(i)),
-        act("Merge with next", "Merge with next", "Alt+M", (i) => this.merge(i)),
-        act("Insert after", "Insert sentence after", "Alt+I", (i) => this.insert(i)),
-        act("Delete", "Delete sentence", "Alt+Backspace", (i) => this.remove(i))));
+        act("Split", "Split at the caret", "split", (i) => this.split(i)),
+        act("Merge with next", "Merge with next", "merge", (i) => this.merge(i)),
+        act("Insert after", "Insert sentence after", "insert", (i) => this.insert(i)),
+        act("Delete", "Delete sentence", "remove", (i) => this.remove(i))));
     }
     li.append(head);
     if (this.editable) {
@@ -100,14 +103,17 @@ export class TranscriptEditor extends ListEditor {
           if (i + 1 < this.items.length) this.select(i + 1, { focus: true });
         }
       });
-      ta.addEventListener("focus", () => this.select(this.indexOfId(row._id)));
+      ta.addEventListener("focus", () => {
+        this.caretRowId = row._id;
+        this.select(this.indexOfId(row._id));
+      });
       li.append(ta);
     } else {
       li.append(h("p", { class: "text-ro", lang: "vi", text: row.text }));
     }
     li.append(h("div", { class: "chips", role: "group", "aria-label": `Words of sentence ${n} by language` }));
     if (row.translation) li.append(h("p", { class: "translation-ro", lang: "vi" }, h("span", { class: "label", text: "Translation: " }), row.translation));
-    if (row.flags?.length) li.append(h("p", { class: "flags-ro" }, row.flags.map((f) => h("span", { class: "flag", text: f }))));
+    if (row.flags?.length) li.append(h("p", { class: "flags-ro" }, row.flags.map((f) => h("span", { class: "flag", dataset: { flag: f }, text: flagText(f, this.data.flag_words) }))));
     this.fillWords(li, row, n);
     return li;
   }
@@ -115,9 +121,15 @@ export class TranscriptEditor extends ListEditor {
   timeInput(row, side, n) {
     const input = h("input", {
       type: "number", step: "0.01", min: "0", class: `time ${side}`, value: row[side] ?? "",
-      "aria-label": `Sentence ${n} ${side}`, title: `${side === "start" ? "Start" : "End"} in seconds of the recording (Alt+${side === "start" ? "[" : "]"} sets it to the playhead)`,
+      "aria-label": `Sentence ${n} ${side}`, title: `${side === "start" ? "Start" : "End"} in seconds of the recording (${this.ctx.keysFor(side === "start" ? "setStart" : "setEnd")} sets it to the playhead)`,
     });
+    if (this.estimated.has(row._id)) {
+      input.classList.add("estimate");
+      input.title = `Estimated from the text when the sentence was split: check it by ear. ${input.title}`;
+    }
     input.addEventListener("input", () => {
+      this.estimated.delete(row._id);
+      input.classList.remove("estimate");
       const value = num(input.value);
       row[side] = value === null ? input.value : round3(value);
       input.setAttribute("aria-invalid", value === null ? "true" : "false");
@@ -171,7 +183,10 @@ export class TranscriptEditor extends ListEditor {
 
   fillWords(li, row, n) {
     const result = rowWords(row, this.store.analysis.get(row._id));
-    showWords(li, n, result, this.editable ? (index, word) => this.toggleWord(row, index, word) : null);
+    showWords(li, n, result, {
+      onToggle: this.editable ? (index, word) => this.toggleWord(row, index, word) : null,
+      onPlay: (index) => this.playFromWord(row, index),
+    });
     return result;
   }
 
@@ -228,20 +243,27 @@ export class TranscriptEditor extends ListEditor {
 
   // --- structure -------------------------------------------------------------------------
 
+  /** The caret in the row's text: where it is, or where it was when the field last had
+   * the focus (a click on the Split button takes the focus, not the caret). */
   caretIn(index) {
-    const li = this.rowEls.get(this.items[index]?._id);
-    const ta = li?.querySelector("textarea.text");
-    return ta && document.activeElement === ta ? ta.selectionStart : null;
+    const row = this.items[index];
+    const ta = this.rowEls.peek(row?._id)?.querySelector("textarea.text");
+    if (!ta) return null;
+    return document.activeElement === ta || this.caretRowId === row._id ? ta.selectionStart : null;
   }
 
   split(index = this.currentIndex()) {
     const row = this.items[index];
     if (!row) return;
     const caret = splitOffset(row.text || "", this.caretIn(index));
-    const at = splitTime(row, caret, this.player?.now());
+    const { at, source } = splitTime(row, caret, this.player?.now(), alignedWords(row, this.data.word_times));
     this.snapshot(`split sentence ${index + 1}`);
-    this.store.items.splice(index, 1, ...splitSentence(row, caret, at));
+    const halves = splitSentence(row, caret, at);
+    this.store.items.splice(index, 1, ...halves);
+    if (source === "estimate") halves.forEach((half) => this.estimated.add(half._id));
     this.structural(`Sentence ${index + 1} split in two`, index + 1, { caret: "start" });
+    const how = { words: "between the aligned words", playhead: "at the playhead", estimate: "estimated from the text: check it by ear" }[source];
+    this.ctx.announce(`Sentence ${index + 1} split at ${fmtTime(at, 2)} (${how}).`);
   }
 
   merge(index = this.currentIndex()) {

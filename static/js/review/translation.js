@@ -4,17 +4,7 @@
 import { h, num, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
 import { ListEditor } from "./list.js";
 import { rowWords, showWords } from "./words.js";
-
-const FLAG_HELP = {
-  empty_translation: "The translation is empty.",
-  english_untranslated: "An English word was left untranslated.",
-};
-
-function flagText(flag) {
-  const [kind, ...rest] = String(flag).split(":");
-  const help = FLAG_HELP[kind.trim()];
-  return { label: flag, help: help ? `${help}${rest.length ? ` (${rest.join(":").trim()})` : ""}` : flag };
-}
+import { flagText } from "./sentences.js";
 
 export class TranslationEditor extends ListEditor {
   constructor(ctx) {
@@ -30,7 +20,7 @@ export class TranslationEditor extends ListEditor {
     this.store.addEventListener("analysis", () => {
       this.items.forEach((row, index) => {
         const li = this.rowEls.peek(row._id);
-        if (li) showWords(li, index + 1, rowWords(row, this.store.analysis.get(row._id)), null);
+        if (li) showWords(li, index + 1, rowWords(row, this.store.analysis.get(row._id)), this.wordHandlers(row));
       });
     });
   }
@@ -79,17 +69,21 @@ export class TranslationEditor extends ListEditor {
     }
     li.append(h("div", { class: "pair-body" }, source, h("div", { class: "target" }, target)));
     li.append(this.renderFlags(row));
-    showWords(li, n, rowWords(row, this.store.analysis.get(row._id)), null);
+    showWords(li, n, rowWords(row, this.store.analysis.get(row._id)), this.wordHandlers(row));
     return li;
+  }
+
+  wordHandlers(row) {
+    return { onPlay: (index) => this.playFromWord(row, index) };
   }
 
   renderFlags(row) {
     const box = h("div", { class: "flags" });
     for (const flag of row.flags || []) {
-      const { label, help } = flagText(flag);
+      const label = flagText(flag, this.ctx.data.flag_words);
       const id = `flag-${row._id}-${box.children.length}`;
-      box.append(h("span", { class: "flag" },
-        h("span", { id, class: "flag-text", text: label, title: help }),
+      box.append(h("span", { class: "flag", dataset: { flag } },
+        h("span", { id, class: "flag-text", text: label }),
         this.editable
           ? h("button", { type: "button", class: "small", text: "Clear flag", "aria-describedby": id, title: `Clear “${label}”`, onclick: () => this.clearFlag(row, flag) })
           : null));
@@ -105,7 +99,7 @@ export class TranslationEditor extends ListEditor {
     const li = this.rowEls.get(row._id);
     li?.querySelector(".flags")?.replaceWith(this.renderFlags(row));
     li?.querySelector("textarea.translation")?.focus();
-    this.ctx.toast(`Flag “${flag}” cleared.`, () => this.undo());
+    this.ctx.toast(`Flag “${flagText(flag, this.ctx.data.flag_words)}” cleared.`, () => this.undo());
   }
 
   afterRender() {

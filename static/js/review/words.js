@@ -95,10 +95,10 @@ export function rowWords(row, analysed) {
 }
 
 /** Draw a row's word chips and English share into its `li`, marked while they are a local
- * guess (`result` from rowWords); `onToggle(index, word)` makes the chips buttons. */
-export function showWords(li, n, result, onToggle) {
+ * guess (`result` from rowWords); `on` = {onToggle, onPlay} (see renderChips). */
+export function showWords(li, n, result, on = {}) {
   const chips = li.querySelector(".chips");
-  renderChips(chips, n, result, onToggle);
+  renderChips(chips, n, result, on);
   chips.classList.toggle("pending", result.pending);
   const share = li.querySelector(".share");
   share.textContent = shareLabel(result.englishShare);
@@ -116,11 +116,13 @@ export function toggleWordLanguage(row, token, currentLang) {
 }
 
 /**
- * Chips for the words of a row. `onToggle(wordIndex, word)` makes them buttons; without it
- * (read-only) they are plain spans.
+ * The words of a row, each coloured by its language. A click plays from the word
+ * (`onPlay(wordIndex)`); with `onToggle(wordIndex, word)` (an editable task) Alt+click
+ * switches its language, as Alt+L does for the word at the caret.
  */
-export function renderChips(container, rowNumber, result, onToggle) {
+export function renderChips(container, rowNumber, result, { onToggle = null, onPlay = null } = {}) {
   clear(container);
+  const how = [onPlay ? "click to play from here" : "", onToggle ? "Alt+click to switch the language" : ""].filter(Boolean).join(", ");
   result.words.forEach((word, index) => {
     const lang = word.lang || "vi";
     const name = lang === "en" ? "English" : "Vietnamese";
@@ -128,24 +130,25 @@ export function renderChips(container, rowNumber, result, onToggle) {
       class: `chip lang-${lang}${word.manual ? " manual" : ""}${word.pending ? " pending" : ""}`,
       text: word.text,
       dataset: { lang, key: wordKey(word.text), index: String(index) },
-      title: `${name}${word.manual ? " (set by you)" : ""}${onToggle ? " — click to switch" : ""}`,
+      title: `${name}${word.manual ? " (set by you)" : ""}${how ? ` — ${how}` : ""}`,
+      "aria-label": `${word.text} (${lang})`,
     };
-    if (onToggle) {
-      container.append(
-        h("button", {
-          ...attrs,
-          type: "button",
-          tabIndex: -1, // Tab goes field to field; Alt+L switches the word at the caret
-          "aria-label": `${word.text} (${lang})`,
-          onclick: (event) => {
-            event.stopPropagation();
-            onToggle(index, word);
-          },
-        }),
-      );
-    } else {
-      container.append(h("span", { ...attrs, "aria-label": `${word.text} (${lang})` }));
+    if (!onPlay && !onToggle) {
+      container.append(h("span", attrs));
+      return;
     }
+    container.append(
+      h("button", {
+        ...attrs,
+        type: "button",
+        tabIndex: -1, // Tab goes field to field; the keys reach every word
+        onclick: (event) => {
+          event.stopPropagation();
+          if (event.altKey && onToggle) onToggle(index, word);
+          else onPlay?.(index);
+        },
+      }),
+    );
   });
   return container;
 }
