@@ -122,7 +122,7 @@ def test_the_reviewers_pages_are_accessible(open_page, live_server, reviewer, tm
     check(page, "/settings")
     for task_id, noun in zip(tasks, ["Sentence", "Sentence", "Segment"], strict=True):
         task = TaskPage(page, noun=noun).open(str(task_id)).wait_ready()
-        expect(page.locator(".chip.pending")).to_have_count(0)  # the server's tags are in
+        expect(page.locator(".word.pending")).to_have_count(0)  # the server's tags are in
         check(page)
         task.row(1).click()
         check(page)  # a selected row shows its buttons

@@ -1,7 +1,7 @@
 """The keyboard-first review page in a real browser: the transport keys inside and outside
 text fields (and the text-editing keys they leave alone), keys rebound on the settings page
 and found again in another browser, submit-and-next, split at the caret with each source of
-its time, and a click on a word playing from it."""
+its time, and a click on a word playing from it or switching its language."""
 
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ def watch_keys(field) -> None:
             field.addEventListener("keydown", (e) => window.keysSeen.push(
                 {code: e.code, prevented: e.defaultPrevented})); }"""
     )
+
+
+def click_word(page, task: TaskPage, n: int, key: str, modifier: str) -> None:
+    """Click, holding `modifier`, on the word of sentence n's text field (where its coloured
+    copy under the field is drawn)."""
+    box = task.row(n).locator(f'.word[data-key="{key}"]').bounding_box()
+    field = task.text_field(n).bounding_box()
+    position = {"x": box["x"] - field["x"] + box["width"] / 2, "y": box["y"] - field["y"] + 8}
+    task.text_field(n).click(position=position, modifiers=[modifier])
 
 
 def test_transport_keys_work_in_text_and_leave_editing_alone(page, live_server, reviewer, tmp_path):
@@ -258,7 +267,9 @@ def test_split_at_the_caret_and_play_from_a_word(page, live_server, reviewer, tm
     page.evaluate("() => window.reviewApp.player.seek(6.25)")
     task.text_field(3).evaluate(f"(f) => f.setSelectionRange({caret}, {caret})")
     task.press("Alt+Enter")
-    expect(task.time_field(3, "end")).to_have_value("6.25")
+    expect(task.rows()).to_have_count(7)
+    # (The element settles on the audio frame nearest the seek: within 30 ms.)
+    assert abs(float(task.time_field(3, "end").input_value()) - 6.25) < 0.03
     expect(task.time_field(3, "end")).not_to_have_class(re.compile(r"\bestimate\b"))
 
     # An aligned sentence splits between its words: "câu số 2 | có laptop" at 9.9 s.
@@ -270,16 +281,27 @@ def test_split_at_the_caret_and_play_from_a_word(page, live_server, reviewer, tm
     expect(task.time_field(5, "end")).to_have_value("9.9")
     expect(page.locator("#toast")).to_contain_text("between the aligned words")
 
-    # A click on a word plays from it: "laptop" of sentence 6 (aligned part, 10.6 s) and,
-    # without word times, "laptop" of the last sentence (an estimate inside 16.5–19.5 s).
-    task.row(6).locator('.chip[data-key="laptop"]').click()
+    # Ctrl+click on a word in the text plays from it: "laptop" of sentence 6 (its aligned
+    # time, 10.6 s) and, without word times, "laptop" of the last sentence (an estimate).
+    click_word(page, task, 6, "laptop", "Control")
     task.wait_audio("!audio.paused && audio.currentTime >= 10.55 && audio.currentTime < 11.2")
     task.press("Escape")
-    task.row(8).locator('.chip[data-key="laptop"]').click()
+    click_word(page, task, 8, "laptop", "Control")
     start = 16.5 + 3.0 * LAST_WORD / len("câu số 4 có laptop")
     task.wait_audio(
         f"!audio.paused && audio.currentTime >= {start - 0.05} && audio.currentTime < 19.5"
     )
     task.press("Escape")
+
+    # The words are coloured by language in the text itself; Alt+L switches the word at the
+    # caret and Alt+click the word clicked (each set by the reviewer, so marked manual).
+    laptop = task.row(8).locator('.word[data-key="laptop"]')
+    expect(laptop).to_have_attribute("data-lang", "en")
+    task.text_field(8).press("End")
+    task.press("Alt+l")
+    expect(laptop).to_have_attribute("data-lang", "vi")
+    expect(laptop).to_have_class(re.compile(r"\bmanual\b"))
+    click_word(page, task, 8, "câu", "Alt")
+    expect(task.row(8).locator('.word[data-key="câu"]')).to_have_attribute("data-lang", "en")
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(WordAlignment)) == 5

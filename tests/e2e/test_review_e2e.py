@@ -57,8 +57,8 @@ def test_transcript_correction_end_to_end(page, live_server, browser_log, review
     expect(task.status).to_have_text("Unsaved changes")
     task.wait_saved()
     row = task.row(2)
-    expect(row.locator('.chip[data-key="laptop"][data-lang="en"]')).to_have_count(1)
-    expect(row.locator('.chip[data-key="một"][data-lang="vi"]')).to_have_count(1)
+    expect(row.locator('.word[data-key="laptop"][data-lang="en"]')).to_have_count(1)
+    expect(row.locator('.word[data-key="một"][data-lang="vi"]')).to_have_count(1)
     expect(page.locator(".scores[data-wer]")).not_to_have_attribute("data-wer", re.compile(r"^0?$"))
     with app.app_context():
         task_row = db.session.scalar(sa.select(Assignment))
@@ -306,8 +306,8 @@ def test_translation_review(page, live_server, reviewer, tmp_path):
     task = TaskPage(page).open(task_id).wait_ready()
     expect(task.rows()).to_have_count(2)
     # The server's word tags replace the page's first guess (drawn dashed) once they arrive.
-    expect(page.locator(".chip.pending")).to_have_count(0)
-    meeting = task.row(1).locator('.chip[data-key="meeting"]')
+    expect(page.locator(".word.pending")).to_have_count(0)
+    meeting = task.row(1).locator('.word[data-key="meeting"]')
     expect(meeting).to_have_attribute("data-lang", "en")
     expect(task.row(1).locator(".share")).to_have_text("EN 20%")
     expect(page.get_by_label("Sentence 2 source")).to_have_text("Okay let's go.")
@@ -361,7 +361,7 @@ def test_markup_renders_as_text_and_others_are_kept_out(
 
     expect(task.text_field(1)).to_have_value(script)
     first = task.row(1)
-    expect(first.locator(".chip").first).to_have_text("<script>alert('x')</script>")
+    expect(first.locator(".word").first).to_have_text("<script>alert('x')</script>")
     expect(first.locator(".translation-ro")).to_have_text("Translation: </script><b>x</b>")
     expect(page.locator("#editor b, #editor img, #messages img")).to_have_count(0)
 
@@ -374,7 +374,7 @@ def test_markup_renders_as_text_and_others_are_kept_out(
     task.wait_ready()
     expect(task.text_field(2)).to_have_value(payload)
     expect(page.locator(".diff")).to_contain_text("<img")
-    expect(task.row(2).locator(".chip").first).to_have_text("<img")
+    expect(task.row(2).locator(".word").first).to_have_text("<img")
     expect(page.locator("#editor img, #editor b")).to_have_count(0)
     assert browser_log.dialogs == []
 

@@ -85,8 +85,8 @@ export class TranscriptEditor extends ListEditor {
       const act = (label, aria, id, fn) => h("button", { type: "button", class: "small", text: label, "aria-label": aria, title: `${aria} (${this.ctx.keysFor(id)})`, onclick: () => fn(this.indexOfId(row._id)) });
       head.append(h("span", { class: "actions" },
         act("Split", "Split at the caret", "split", (i) => this.split(i)),
-        act("Merge with next", "Merge with next", "merge", (i) => this.merge(i)),
-        act("Insert after", "Insert sentence after", "insert", (i) => this.insert(i)),
+        act("Merge", "Merge with next", "merge", (i) => this.merge(i)),
+        act("Insert", "Insert sentence after", "insert", (i) => this.insert(i)),
         act("Delete", "Delete sentence", "remove", (i) => this.remove(i))));
     }
     li.append(head);
@@ -107,11 +107,20 @@ export class TranscriptEditor extends ListEditor {
         this.caretRowId = row._id;
         this.select(this.indexOfId(row._id));
       });
-      li.append(ta);
+      // Ctrl/⌘+click plays from the word clicked, Alt+click switches its language; a plain
+      // click only places the caret, as in any text field.
+      ta.addEventListener("click", (event) => {
+        if (!(event.ctrlKey || event.metaKey || event.altKey)) return;
+        const token = tokenAt(ta.value, ta.selectionStart);
+        if (!token) return;
+        if (event.altKey) this.toggleLang();
+        else this.playFromWord(row, token.index);
+      });
+      // The words, coloured by language, drawn under the field's transparent text.
+      li.append(h("div", { class: "text-wrap" }, h("div", { class: "words backdrop", "aria-hidden": "true", lang: "vi" }), ta));
     } else {
-      li.append(h("p", { class: "text-ro", lang: "vi", text: row.text }));
+      li.append(h("p", { class: "words text-ro", lang: "vi" }));
     }
-    li.append(h("div", { class: "chips", role: "group", "aria-label": `Words of sentence ${n} by language` }));
     if (row.translation) li.append(h("p", { class: "translation-ro", lang: "vi" }, h("span", { class: "label", text: "Translation: " }), row.translation));
     if (row.flags?.length) li.append(h("p", { class: "flags-ro" }, row.flags.map((f) => h("span", { class: "flag", dataset: { flag: f }, text: flagText(f, this.data.flag_words) }))));
     this.fillWords(li, row, n);
@@ -183,10 +192,8 @@ export class TranscriptEditor extends ListEditor {
 
   fillWords(li, row, n) {
     const result = rowWords(row, this.store.analysis.get(row._id));
-    showWords(li, n, result, {
-      onToggle: this.editable ? (index, word) => this.toggleWord(row, index, word) : null,
-      onPlay: (index) => this.playFromWord(row, index),
-    });
+    // Read-only text: its words are what a click lands on (a field handles its own clicks).
+    showWords(li, row.text || "", result, this.editable ? {} : { onPlay: (index) => this.playFromWord(row, index) });
     return result;
   }
 
@@ -209,16 +216,6 @@ export class TranscriptEditor extends ListEditor {
   }
 
   // --- language of a word --------------------------------------------------------------
-
-  toggleWord(row, index, word) {
-    const lang = toggleWordLanguage(row, word.text, word.lang);
-    if (!lang) return;
-    this.store.changed();
-    this.refreshWords(row);
-    this.ctx.announce(`“${wordKey(word.text)}” marked ${lang === "en" ? "English" : "Vietnamese"}.`);
-    const li = this.rowEls.get(row._id);
-    li?.querySelector(`.chips [data-index="${index}"]`)?.focus();
-  }
 
   /** Alt+L: the word at the caret of the focused text field. */
   toggleLang() {

@@ -16,11 +16,11 @@ export class TranslationEditor extends ListEditor {
       h("div", { class: "pair-head", "aria-hidden": "true" }, h("span", { text: "Source (transcript)" }), h("span", { text: "Vietnamese translation" })),
       this.listEl,
     );
-    // The server's word tags arrive after the page is drawn: redraw the drawn rows' chips.
+    // The server's word tags arrive after the page is drawn: recolour the drawn rows' words.
     this.store.addEventListener("analysis", () => {
       this.items.forEach((row, index) => {
         const li = this.rowEls.peek(row._id);
-        if (li) showWords(li, index + 1, rowWords(row, this.store.analysis.get(row._id)), this.wordHandlers(row));
+        if (li) showWords(li, row.text || "", rowWords(row, this.store.analysis.get(row._id)), this.wordHandlers(row));
       });
     });
   }
@@ -39,8 +39,7 @@ export class TranslationEditor extends ListEditor {
       h("span", { class: "times", text: `${fmtTime(num(row.start), 2)} – ${fmtTime(num(row.end), 2)}` }),
       h("span", { class: "share", title: "Share of English words in the source" })));
     const source = h("div", { class: "source" },
-      h("p", { class: "source-text", lang: "vi", text: row.text, "aria-label": `Sentence ${n} source` }),
-      h("div", { class: "chips", role: "group", "aria-label": `Words of sentence ${n} by language` }));
+      h("p", { class: "words source-text", lang: "vi", "aria-label": `Sentence ${n} source` }));
     let target;
     if (this.editable) {
       target = h("textarea", { class: "translation", rows: 1, lang: "vi", value: row.translation || "", "aria-label": `Sentence ${n} translation`, spellcheck: false });
@@ -69,7 +68,7 @@ export class TranslationEditor extends ListEditor {
     }
     li.append(h("div", { class: "pair-body" }, source, h("div", { class: "target" }, target)));
     li.append(this.renderFlags(row));
-    showWords(li, n, rowWords(row, this.store.analysis.get(row._id)), this.wordHandlers(row));
+    showWords(li, row.text || "", rowWords(row, this.store.analysis.get(row._id)), this.wordHandlers(row));
     return li;
   }
 

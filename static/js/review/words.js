@@ -1,5 +1,5 @@
 // Code-switching helpers: words, their vi/en tags (from the server's analysis, with a local
-// stand-in between autosaves), the chips under each sentence and the diff view.
+// stand-in between autosaves), the words coloured by language and the diff view.
 import { h, clear } from "./dom.js";
 
 const CORE = /[\p{L}\p{N}\p{M}]/u;
@@ -94,12 +94,13 @@ export function rowWords(row, analysed) {
   return { words, englishShare, pending };
 }
 
-/** Draw a row's word chips and English share into its `li`, marked while they are a local
- * guess (`result` from rowWords); `on` = {onToggle, onPlay} (see renderChips). */
-export function showWords(li, n, result, on = {}) {
-  const chips = li.querySelector(".chips");
-  renderChips(chips, n, result, on);
-  chips.classList.toggle("pending", result.pending);
+/** Colour a row's words by language (`result` from rowWords: marked while a local guess) in
+ * its `.words` element, and show its English share. `on` = {onToggle, onPlay}: see
+ * renderWords. */
+export function showWords(li, text, result, on = {}) {
+  const box = li.querySelector(".words");
+  renderWords(box, text, result, on);
+  box.classList.toggle("pending", result.pending);
   const share = li.querySelector(".share");
   share.textContent = shareLabel(result.englishShare);
   share.dataset.share = String(Math.round(result.englishShare * 100));
@@ -116,40 +117,38 @@ export function toggleWordLanguage(row, token, currentLang) {
 }
 
 /**
- * The words of a row, each coloured by its language. A click plays from the word
- * (`onPlay(wordIndex)`); with `onToggle(wordIndex, word)` (an editable task) Alt+click
- * switches its language, as Alt+L does for the word at the caret.
+ * The text with each word in a span coloured by its language (English also underlined, so
+ * colour is not the only sign): under a transparent text field, as its backdrop, the field's
+ * own words look coloured; in read-only text the spans are the text. A click on a span
+ * plays from the word (`onPlay(wordIndex)`), Alt+click switches its language
+ * (`onToggle(wordIndex, word)`); a text field handles its own clicks (see transcript.js).
  */
-export function renderChips(container, rowNumber, result, { onToggle = null, onPlay = null } = {}) {
+export function renderWords(container, text, result, { onToggle = null, onPlay = null } = {}) {
   clear(container);
-  const how = [onPlay ? "click to play from here" : "", onToggle ? "Alt+click to switch the language" : ""].filter(Boolean).join(", ");
-  result.words.forEach((word, index) => {
+  const tokens = tokenize(text);
+  let at = 0;
+  tokens.forEach((token, index) => {
+    if (token.start > at) container.append(text.slice(at, token.start));
+    at = token.end;
+    const word = result.words[index] || { text: token.text, lang: null };
     const lang = word.lang || "vi";
-    const name = lang === "en" ? "English" : "Vietnamese";
-    const attrs = {
-      class: `chip lang-${lang}${word.manual ? " manual" : ""}${word.pending ? " pending" : ""}`,
-      text: word.text,
-      dataset: { lang, key: wordKey(word.text), index: String(index) },
-      title: `${name}${word.manual ? " (set by you)" : ""}${how ? ` — ${how}` : ""}`,
-      "aria-label": `${word.text} (${lang})`,
-    };
-    if (!onPlay && !onToggle) {
-      container.append(h("span", attrs));
-      return;
+    const span = h("span", {
+      class: `word lang-${lang}${word.manual ? " manual" : ""}${word.pending ? " pending" : ""}`,
+      text: token.text,
+      dataset: { lang, key: wordKey(token.text), index: String(index) },
+    });
+    if (onPlay || onToggle) {
+      span.title = `${lang === "en" ? "English" : "Vietnamese"}${word.manual ? " (set by you)" : ""}: click to play from here${onToggle ? ", Alt+click to switch the language" : ""}`;
+      span.addEventListener("click", (event) => {
+        event.stopPropagation();
+        if (event.altKey && onToggle) onToggle(index, word);
+        else onPlay?.(index);
+      });
     }
-    container.append(
-      h("button", {
-        ...attrs,
-        type: "button",
-        tabIndex: -1, // Tab goes field to field; the keys reach every word
-        onclick: (event) => {
-          event.stopPropagation();
-          if (event.altKey && onToggle) onToggle(index, word);
-          else onPlay?.(index);
-        },
-      }),
-    );
+    container.append(span);
   });
+  if (at < text.length) container.append(text.slice(at));
+  if (!text.length) container.append("\u00a0"); // keeps the backdrop one line high
   return container;
 }
 
