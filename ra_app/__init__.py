@@ -64,9 +64,11 @@ def _migrations_dir():
 
 
 def register_template_filters(app: Flask) -> None:
-    from .filters import duration, moment
+    from .filters import at, audio_amount, duration, moment
 
     app.add_template_filter(duration)
+    app.add_template_filter(audio_amount)
+    app.add_template_filter(at)
     app.add_template_filter(moment)
 
 

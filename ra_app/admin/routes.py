@@ -23,6 +23,7 @@ from ..core.models import (
 from ..core.states import ProcessingState
 from ..core.tasks import claim_review
 from ..extensions import db
+from ..filters import audio_amount
 from ..review import gold
 from . import batches as batches_service
 from . import bp, pipeline, quality
@@ -148,7 +149,7 @@ def reviewers_for_form() -> list[User]:
 def batch_count():
     filters = batches_service.Filters.from_args(request.args)
     count, hours = batches_service.count_matching(filters)
-    return jsonify(count=count, hours=round(hours, 2))
+    return jsonify(count=count, hours=round(hours, 2), audio=audio_amount(hours))
 
 
 @bp.route("/batches/new", methods=["GET", "POST"])

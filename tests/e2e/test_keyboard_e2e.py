@@ -305,3 +305,30 @@ def test_split_at_the_caret_and_play_from_a_word(page, live_server, reviewer, tm
     expect(task.row(8).locator('.word[data-key="câu"]')).to_have_attribute("data-lang", "en")
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(WordAlignment)) == 5
+
+
+def test_undo_covers_typed_times_and_a_deleted_row_takes_its_problem(
+    page, live_server, reviewer, tmp_path
+):
+    task_id, _ = new_task(live_server.app, tmp_path, reviewer.id)
+    LoginPage(page).sign_in(reviewer.email)
+    task = TaskPage(page).open(task_id).wait_ready()
+
+    # A typed start time is undone in one step (Alt+Z), back to what it was.
+    start = task.time_field(2, "start")
+    start.fill("5.25")
+    start.press("Tab")
+    expect(start).to_have_value("5.25")
+    task.press("Alt+z")
+    expect(task.time_field(2, "start")).to_have_value("4.5")
+    expect(page.locator("#toast")).to_contain_text("Undone: edit the start of sentence 2")
+
+    # An empty sentence stops the submit; deleting that sentence clears the message.
+    task.edit_sentence(3, "")
+    task.submit()
+    problems = task.message("problems")
+    expect(problems).to_contain_text("Sentence 3 is empty")
+    task.text_field(3).click()
+    task.press("Alt+x")
+    expect(task.rows()).to_have_count(4)
+    expect(problems).to_have_count(0)

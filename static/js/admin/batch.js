@@ -1,7 +1,7 @@
 // Live count of the samples a batch's filters match, before the batch is created.
 const form = document.getElementById("batch-form");
 const count = document.getElementById("match-count");
-const hours = document.getElementById("match-hours");
+const audio = document.getElementById("match-audio");
 let timer = null;
 
 async function refresh() {
@@ -11,7 +11,7 @@ async function refresh() {
   if (!response.ok) return;
   const body = await response.json();
   count.textContent = String(body.count);
-  hours.textContent = body.hours.toFixed(2);
+  audio.textContent = body.audio; // written by the server, as on the page
 }
 
 form.addEventListener("input", () => {

@@ -372,7 +372,7 @@ export class ListEditor {
 
   onRegionUpdate() {}
 
-  // --- undo for split / merge / insert / delete -----------------------------------------
+  // --- undo for split / merge / insert / delete / time changes ---------------------------
 
   snapshot(label) {
     this.undoStack.push({ label, items: structuredClone(this.items), index: this.currentIndex() });
@@ -387,6 +387,7 @@ export class ListEditor {
     }
     this.store.items = last.items;
     this.store.changed();
+    this.forgetGoneProblems();
     this.render();
     if (last.index >= 0 && last.index < this.items.length) this.select(last.index, { focus: true });
     this.ctx.announce(`Undone: ${last.label}.`);
@@ -395,6 +396,7 @@ export class ListEditor {
   /** After a structural edit: save, redraw, say what happened with an Undo button. */
   structural(label, focusIndex, focusOpts) {
     this.store.changed();
+    this.forgetGoneProblems();
     this.render();
     if (focusIndex !== undefined && focusIndex >= 0) {
       this.select(focusIndex);
@@ -408,6 +410,19 @@ export class ListEditor {
   setProblems(byId) {
     this.problems = byId;
     for (const id of this.rowEls.keys()) this.showRowProblems(id);
+  }
+
+  /** A problem of a row that is gone (deleted, merged away) is no problem any more. */
+  forgetGoneProblems() {
+    const ids = new Set(this.items.map((r) => r._id));
+    let gone = false;
+    for (const id of [...this.problems.keys()]) {
+      if (!ids.has(id)) {
+        this.problems.delete(id);
+        gone = true;
+      }
+    }
+    if (gone && !this.problems.size) this.ctx.onProblemsFixed?.();
   }
 
   clearProblem(id) {

@@ -136,7 +136,7 @@ export class SegmentEditor extends ListEditor {
 
   afterRender() {
     const bad = this.items.filter((r) => this.isBad(r)).length;
-    this.countEl.textContent = bad ? `${bad} of ${this.items.length} segments break the rule.` : `All ${this.items.length} segments follow the rule.`;
+    this.countEl.textContent = bad ? `${bad} of ${this.items.length} segments break the rule.` : (this.items.length === 1 ? "The segment follows the rule." : `All ${this.items.length} segments follow the rule.`);
     this.countEl.classList.toggle("bad", bad > 0);
   }
 

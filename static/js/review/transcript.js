@@ -136,7 +136,14 @@ export class TranscriptEditor extends ListEditor {
       input.classList.add("estimate");
       input.title = `Estimated from the text when the sentence was split: check it by ear. ${input.title}`;
     }
+    // A typed change is one undo step: the state before the first keystroke since focus.
+    let snapped = false;
+    input.addEventListener("focus", () => { snapped = false; });
     input.addEventListener("input", () => {
+      if (!snapped) {
+        this.snapshot(`edit the ${side} of sentence ${this.indexOfId(row._id) + 1}`);
+        snapped = true;
+      }
       this.estimated.delete(row._id);
       input.classList.remove("estimate");
       const value = num(input.value);
