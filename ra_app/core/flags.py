@@ -1,5 +1,6 @@
-"""What each pipeline flag on a sentence means, in the words reviewers read (the flags
-themselves are set by pipeline/gemini/detection.py, as "kind" or "kind: detail")."""
+"""Codes in the words reviewers read: each pipeline flag on a sentence (set by
+pipeline/gemini/detection.py, as "kind" or "kind: detail"), and each reason a reviewer can
+give for unusable audio (review/reports.py)."""
 
 WORDS = {
     "empty_translation": "No translation",
@@ -14,8 +15,9 @@ WORDS = {
 }
 
 
-def describe(flag: str) -> str:
-    """ "english_untranslated: meeting" -> "English left untranslated: meeting"."""
-    kind, _, detail = flag.partition(":")
-    words = WORDS.get(kind.strip(), kind.strip().replace("_", " ").capitalize())
-    return f"{words}: {detail.strip()}" if detail.strip() else words
+UNUSABLE_REASONS = {
+    "no_speech": "No speech",
+    "music": "Music",
+    "wrong_language": "Wrong language",
+    "too_noisy": "Too noisy to understand",
+}

@@ -93,6 +93,7 @@ class AssignmentStatus(enum.StrEnum):
     SUBMITTED = "submitted"  # waiting for a second review, if staged
     APPROVED = "approved"
     REJECTED = "rejected"  # back with its author
+    WITHDRAWN = "withdrawn"  # its audio was reported unusable: nobody works on it
 
 
 class BatchStatus(enum.StrEnum):
@@ -552,6 +553,33 @@ class ReviewDecision(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=sa.func.now()
     )
+
+
+class ReportKind(enum.StrEnum):
+    SKIP = "skip"  # the reviewer gave the task back (to the pool) with a reason
+    UNUSABLE = "unusable"  # the audio cannot be reviewed: the sample leaves queues and exports
+
+
+class Report(Timestamped, db.Model):
+    """A reviewer's skip or unusable-audio report on a task, until an admin reverses it."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ReportKind] = mapped_column(enum_type(ReportKind, "report_kind"))
+    assignment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("assignments.id"), index=True)
+    sample_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("samples.id"), index=True)
+    reporter_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    # unusable: a code of review/reports.UNUSABLE_REASONS; skip: the reviewer's words.
+    reason: Mapped[str] = mapped_column(sa.Text)
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    # unusable: where the sample was, so a reversal puts it back there.
+    previous_state: Mapped[str | None] = mapped_column(sa.String(32))
+    reversed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    reversed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    reporter: Mapped[User] = relationship(foreign_keys=[reporter_id])
+    sample: Mapped[Sample] = relationship()
 
 
 class OutboxMessage(Timestamped, db.Model):

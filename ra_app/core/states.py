@@ -35,7 +35,8 @@ TRANSITIONS: dict[ProcessingState, frozenset[ProcessingState]] = {
     S.SEGMENTS_REVIEWED: frozenset({S.DENOISED, S.EXPORTED, S.IN_REVIEW}),
     S.DENOISED: frozenset({S.EXPORTED, S.IN_REVIEW}),
     S.EXPORTED: frozenset({S.IN_REVIEW}),
-    S.DISCARDED: frozenset({S.INGESTED}),
+    # An admin who reverses a discard (an unusable report) puts the sample back where it was.
+    S.DISCARDED: frozenset(set(S) - {S.DISCARDED}),
 }
 # Any sample can be taken out of the corpus.
 for _state in S:

@@ -16,6 +16,8 @@ from .models import (
     AssignmentStatus,
     Batch,
     BatchStatus,
+    Report,
+    ReportKind,
     Sample,
     TaskType,
     User,
@@ -137,6 +139,17 @@ def pools_open_to(user_id: int) -> list[int]:
     ]
 
 
+def skipped_by(user_id: int):
+    """A clause on Assignment: this reviewer gave the task back (review/reports.py) and the
+    report stands, so "Start next" does not hand it to them again."""
+    return sa.exists().where(
+        Report.assignment_id == Assignment.id,
+        Report.reporter_id == user_id,
+        Report.kind == ReportKind.SKIP,
+        Report.reversed_at.is_(None),
+    )
+
+
 def _sources(user: User) -> dict[str, sa.Select]:
     """The places a next task comes from, in the order they are served: second reviews
     waiting for someone other than their author (they hold a sample back), the reviewer's
@@ -154,6 +167,7 @@ def _sources(user: User) -> dict[str, sa.Select]:
             Assignment.reviewer_id.is_(None),
             Assignment.review_of_id.is_(None),
             sa.or_(Assignment.batch_id.is_(None), Assignment.batch_id.in_(pools)),
+            ~skipped_by(user.id),
         ),
     }
     if not user.in_training:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..core.clock import as_utc, db_now
-from ..core.models import Assignment, AssignmentStatus, User, iso_utc
+from ..core.models import Assignment, AssignmentStatus, Sample, User, iso_utc
 from ..core.tasks import DONE, TEXT_TASKS, extend_lease, start
 from ..extensions import db
 from . import payloads, staging
@@ -21,7 +21,15 @@ from .page import analyse, audio_span
 
 def lock_task(task_id) -> Assignment | None:
     """The task's row, locked until the transaction ends (on SQLite, the whole database:
-    core/sqlite_locks.py), read fresh from the database."""
+    core/sqlite_locks.py), read fresh from the database.
+
+    Its sample's row is locked first: a change that reaches the sample's other tasks (an
+    unusable report withdraws them all) then never waits on a task whose request waits on
+    the sample, so two requests on one recording take turns instead of deadlocking."""
+    sample_id = db.session.scalar(sa.select(Assignment.sample_id).where(Assignment.id == task_id))
+    if sample_id is None:
+        return None
+    db.session.execute(sa.select(Sample.id).where(Sample.id == sample_id).with_for_update())
     return db.session.scalar(
         sa.select(Assignment)
         .where(Assignment.id == task_id)
@@ -58,6 +66,11 @@ def require_editable(task: Assignment, user: User, draft_version: int | None = N
         )
     if task.status is AssignmentStatus.PENDING and task.lease_lost_by_id == user.id:
         start(task, user)  # their lease lapsed, but the task waited for them
+    if task.status is AssignmentStatus.WITHDRAWN:
+        raise NotEditable(
+            "This recording was reported unusable, so nobody works on it now (an admin can "
+            "reverse that)."
+        )
     if task.status is not AssignmentStatus.IN_PROGRESS:
         raise NotEditable(
             f"This task is {task.status.value.replace('_', ' ')}; it can no longer be edited. "

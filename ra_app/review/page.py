@@ -202,5 +202,6 @@ def task_data(task: Assignment, user: User, urls: dict) -> dict:
         "listened": (draft.get("listened") or []),
         "settings": preferences.page_settings(user),
         "flag_words": flags.WORDS,
+        "unusable_reasons": flags.UNUSABLE_REASONS,
         "word_times": word_times(task) if task.task_type in TEXT_TASKS else [],
     }

@@ -1,6 +1,7 @@
-"""The JSON bodies of the task endpoints (draft, submit, decide, touch), checked for shape and
-size before anything else reads them: a malformed field is a 422 that names it, never a 500,
-and a draft is held to the same shapes as a submit (only its times may still be blank)."""
+"""The JSON bodies of the task endpoints (draft, submit, decide, touch, report), checked for
+shape and size before anything else reads them: a malformed field is a 422 that names it,
+never a 500, and a draft is held to the same shapes as a submit (only its times may still be
+blank)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,15 @@ class Submit(Listened):
 class Decide(Submit):
     decision: str | None = None
     comment: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
+
+
+class Report(Listened):
+    """A skip (reason: the reviewer's words) or an unusable-audio report (reason: a code)."""
+
+    kind: Literal["skip", "unusable"]
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    comment: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
+    draft_version: int | None = Field(default=None, ge=0)
 
 
 def field_name(location: tuple) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..core.models import Assignment, TaskType
 from ..core.tasks import claim_next, current_task, reopen_returned, waiting_for
 from ..extensions import db
-from . import bp, keys, media, preferences
+from . import bp, keys, media, preferences, reports
 from .drafts import lock_task, save_draft, touch
 from .errors import TaskError
 from .page import opening_analysis, task_data
@@ -70,7 +70,7 @@ def load_task(task_id) -> Assignment:
 def task_urls(task: Assignment) -> dict:
     return {
         name: url_for(f"review.task_{name}", task_id=task.id)
-        for name in ("audio", "peaks", "analysis", "draft", "submit", "touch", "decide")
+        for name in ("audio", "peaks", "analysis", "draft", "submit", "touch", "decide", "report")
     } | {"queue": url_for("review.home")}
 
 
@@ -116,6 +116,9 @@ def json_call(action, task_id):
     if task is None:
         abort(404)
     if task.reviewer_id != current_user.id and task.lease_lost_by_id != current_user.id:
+        if reports.given_back_by(task, current_user):  # a second tab, a double click
+            db.session.rollback()
+            return jsonify(error="already_submitted", message=reports.GIVEN_BACK), 409
         abort(403)  # admins read others' tasks; nobody changes them
     try:
         return jsonify(action(task, current_user, payload))
@@ -157,6 +160,17 @@ def next_url(user, task_type: TaskType) -> str:
 @bp.route("/tasks/<uuid:task_id>/submit", methods=["POST"])
 def task_submit(task_id):
     return json_call(submit_and_confirm, task_id)
+
+
+def report_and_confirm(task, user, payload):
+    result = reports.report(task, user, payload)
+    flash(result["message"], "success")
+    return result | {"next_url": next_url(user, task.task_type)}
+
+
+@bp.route("/tasks/<uuid:task_id>/report", methods=["POST"])
+def task_report(task_id):
+    return json_call(report_and_confirm, task_id)
 
 
 @bp.route("/tasks/<uuid:task_id>/touch", methods=["POST"])

@@ -126,6 +126,9 @@ def test_the_reviewers_pages_are_accessible(open_page, live_server, reviewer, tm
         check(page)
         task.row(1).click()
         check(page)  # a selected row shows its buttons
+    task.button("Skip or report…").click()
+    expect(page.get_by_role("heading", name="Skip or report this task")).to_be_visible()
+    check(page)  # the skip-and-report panel
 
 
 def test_the_admin_pages_are_accessible(open_page, live_server, admin, reviewer, tmp_path):
@@ -151,6 +154,7 @@ def test_the_admin_pages_are_accessible(open_page, live_server, admin, reviewer,
         f"/admin/samples/{sample_id}",
         "/admin/quality",
         "/admin/lexicon",
+        "/admin/reports",
         "/",
         "/settings",
     ]:

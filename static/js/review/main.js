@@ -16,6 +16,7 @@ import { postJSON } from "./api.js";
 import { Listening } from "./listening.js";
 import { createMessages } from "./messages.js";
 import { createSubmitting } from "./submit.js";
+import { createReporting } from "./report.js";
 
 const data = JSON.parse(document.getElementById("task-data").textContent);
 const app = document.getElementById("review-app");
@@ -94,6 +95,7 @@ const editor = new Editor(ctx);
 clear(ui.editor).append(editor.root);
 editor.render();
 const transport = createTransport({ ctx, ui, editor, settings, noun: kind === "segments" ? "segment" : "sentence", toast });
+if (editable) createReporting({ data, store, listening, messages, button: $("report") });
 const { submit } = createSubmitting({ data, app, ui, store, editor, listening, ctx, kind, review, editable, messages });
 
 window.reviewApp = {

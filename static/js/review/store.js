@@ -1,6 +1,9 @@
 // The reviewer's working copy: kept in localStorage on every edit (a reload, a crash or a
 // server restart loses nothing), autosaved to the server as a draft every few seconds while
 // it changes and when the page is hidden, and the status line that says where it stands.
+//
+// Long module: one class; the local copy, the autosave and the status line read and write
+// the same state on every edit, so they stay together.
 import { getJSON, postJSON, NetworkError, answerMessage } from "./api.js";
 import { fmtClock, parseServerTime, uid } from "./dom.js";
 
@@ -187,6 +190,17 @@ export class Store extends EventTarget {
     } catch {
       this.localFailed = true; // storage full or disabled: the server draft is the only copy
     }
+  }
+
+  /** The task is done here (submitted, decided, given back, reported): nothing more is
+   * saved, and this browser's copy goes. */
+  finish() {
+    this.submitted = true;
+    this.stopped = true;
+    this.cancelTimer();
+    this.clearLocal();
+    this.state = "submitted";
+    this.emitStatus();
   }
 
   clearLocal() {

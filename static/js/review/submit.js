@@ -90,12 +90,7 @@ export function createSubmitting(env) {
   function submitted(answer) {
     const decision = answer.decision;
     const result = decision ? {} : answer; // a decision's agreement figures are for admins
-    store.submitted = true;
-    store.stopped = true;
-    store.cancelTimer();
-    store.clearLocal();
-    store.state = "submitted";
-    store.emitStatus();
+    store.finish();
     ctx.player?.pause();
     const parts = [];
     if (result.segments !== undefined) parts.push(`${result.segments} segment${result.segments === 1 ? "" : "s"}`);
