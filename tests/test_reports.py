@@ -104,6 +104,11 @@ def test_unusable_audio_leaves_the_queues_and_an_admin_reverses_it(
     admin_client, admin_token = signed_in(app, admin.email)
     listed = admin_client.get("/admin/reports").get_data(as_text=True)
     assert "Unusable audio" in listed and "Music: “karaoke”" in listed
+    sample_page = admin_client.get(f"/admin/samples/{sample_id}").get_data(as_text=True)
+    assert (
+        f"Reported unusable by {reviewer.email}" in sample_page
+        and "Music (“karaoke”)" in sample_page
+    )
     with app.app_context():
         report_id = db.session.scalar(sa.select(Report.id))
     url = f"/admin/reports/{report_id}/reverse"

@@ -12,7 +12,9 @@ from ..core.models import (
     Assignment,
     ReviewDecision,
     Sample,
+    Segment,
     Source,
+    TaskType,
     TranscriptRevision,
     TranslationRevision,
 )
@@ -107,3 +109,35 @@ def find_samples(query: str, limit: int = 50) -> list[Sample]:
             sa.or_(Sample.title.ilike(pattern), Source.channel.ilike(pattern))
         )
     return list(db.session.scalars(select))
+
+
+def segments_of(sample_id) -> list[Segment]:
+    return list(
+        db.session.scalars(
+            sa.select(Segment).where(Segment.sample_id == sample_id).order_by(Segment.position)
+        )
+    )
+
+
+def segmentation_reviews(sample: Sample) -> list[dict]:
+    """Each finished segmentation review of the sample, oldest first, with its window's
+    boundaries before and after it (reviews from before "before" was kept show only after)."""
+    tasks = db.session.scalars(
+        sa.select(Assignment)
+        .where(
+            Assignment.sample_id == sample.id,
+            Assignment.task_type == TaskType.AUDIO_SEGMENTATION,
+            Assignment.answer.is_not(None),
+        )
+        .order_by(Assignment.submitted_at)
+    )
+    return [
+        {
+            "task": task,
+            "start": task.window_start_s,
+            "end": task.window_end_s if task.window_end_s is not None else sample.duration_s,
+            "before": (task.answer or {}).get("before"),
+            "after": (task.answer or {}).get("segments") or [],
+        }
+        for task in tasks
+    ]

@@ -3,9 +3,11 @@ quality report across batches."""
 
 import uuid
 
+import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from ..core.models import Sample
+from ..core.flags import UNUSABLE_REASONS
+from ..core.models import Report, Sample
 from ..extensions import db
 from ..review import gold
 from . import audit, bp, quality
@@ -33,6 +35,12 @@ def sample_detail(sample_id):
         sample=sample,
         history={kind: audit.history(sample.id, kind) for kind in audit.KINDS},
         tasks=audit.sample_tasks(sample.id),
+        segments=audit.segments_of(sample.id),
+        segmentation_reviews=audit.segmentation_reviews(sample),
+        reports=db.session.scalars(
+            sa.select(Report).where(Report.sample_id == sample.id).order_by(Report.created_at)
+        ).all(),
+        reasons=UNUSABLE_REASONS,
     )
 
 

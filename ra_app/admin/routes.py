@@ -26,7 +26,7 @@ from ..extensions import db
 from ..filters import audio_amount
 from ..review import gold
 from . import batches as batches_service
-from . import bp, pipeline, quality
+from . import bp, charts, pipeline, quality
 from . import progress as batch_progress
 from .forms import NewUserForm
 from .services import all_users, latest_samples, recent_failures, stage_counts
@@ -34,10 +34,12 @@ from .services import all_users, latest_samples, recent_failures, stage_counts
 
 @bp.route("/")
 def home():
+    backlog = charts.backlog_by_state()
     return render_template(
         "admin/home.html",
+        charts=[charts.reviewed_per_day(), backlog, charts.per_reviewer()],
         users=all_users(),
-        state_counts=samples_per_state(),
+        state_counts={bar.label: bar.value for bar in backlog.bars},
         ingest_counts=stage_counts("ingest", since=utcnow() - timedelta(days=1)),
         failures=recent_failures(),
         samples=latest_samples(),
@@ -107,6 +109,7 @@ def pipeline_dashboard():
     failures = recent_failures(limit=50)
     return render_template(
         "admin/pipeline.html",
+        failure_chart=charts.failures_by_stage(),
         state_counts=samples_per_state(),
         runs=pipeline.runs_per_stage(),
         failures=[(run, pipeline.retry_call(run) is not None) for run in failures],

@@ -127,7 +127,10 @@ def submit_segments(task: Assignment, sample: Sample, sent: list[dict] | None) -
         window, sent, [Span(s.start_s, s.end_s, kept=True) for s in kept], sample.duration_s, rows
     )
     high = current_app.config["SEGMENT_MAX_SECONDS"]
-    task.answer = {"segments": [[s.start, s.end] for s in mine]}
+    # The window's cut before and after, for the sample's page (and a second review's
+    # agreement, which reads "segments").
+    before = sorted([s.start_s, s.end_s] for s in existing if s not in kept)
+    task.answer = {"before": before, "segments": [[s.start, s.end] for s in mine]}
     for segment in existing:
         if segment not in kept:
             db.session.delete(segment)

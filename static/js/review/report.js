@@ -50,8 +50,8 @@ export function createReporting({ data, store, listening, messages, button }) {
         send({ kind: "skip", reason: why.value.trim() });
       },
     });
-    const reasons = Object.entries(data.unusable_reasons).map(([code, label], i) =>
-      h("label", { class: "inline" }, h("input", { type: "radio", name: "unusable-reason", value: code, checked: i === 0 }), ` ${label}`));
+    const reasons = Object.entries(data.unusable_reasons).map(([code, label]) =>
+      h("label", { class: "inline" }, h("input", { type: "radio", name: "unusable-reason", value: code }), ` ${label}`));
     const note = h("input", { type: "text", class: "report-comment", "aria-label": "A note for the admins (optional)", placeholder: "A note for the admins (optional)" });
     const unusable = h("button", {
       type: "button",
@@ -59,6 +59,11 @@ export function createReporting({ data, store, listening, messages, button }) {
       text: "Report the audio unusable",
       onclick: () => {
         const chosen = document.querySelector('input[name="unusable-reason"]:checked');
+        if (!chosen) {
+          reasons[0].querySelector("input").focus();
+          showMessage("report-problem", { tone: "warn", text: "Choose why the audio is unusable." });
+          return;
+        }
         send({ kind: "unusable", reason: chosen.value, comment: note.value.trim() || null });
       },
     });
