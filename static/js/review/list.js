@@ -6,12 +6,12 @@
 // each other on every edit, so they stay together.
 import { h, clear, num, whenIdle, FIELD_SIZING } from "./dom.js";
 import { alignedWords, wordStart } from "./sentences.js";
+import { RowRegions } from "./regions.js";
 
 // Long tasks (a whole hour: ~900 rows) draw the first rows at once and the rest when the
-// page is idle; regions go onto the waveform the same way, so neither blocks the player.
+// page is idle, so they never block the player (the waveform's regions: regions.js).
 const FIRST_ROWS = 40;
 const ROW_BATCH = 25;
-const FIRST_REGIONS = 60;
 const SLICE_MS = 8;
 
 /** The rows drawn so far by id; asking for one not drawn yet draws the rest first. */
@@ -37,11 +37,6 @@ class RowMap extends Map {
   }
 }
 
-const COLORS = {
-  normal: ["rgba(31, 95, 191, 0.10)", "rgba(31, 95, 191, 0.18)"],
-  playing: "rgba(255, 183, 0, 0.30)",
-  bad: "rgba(179, 38, 30, 0.28)",
-};
 
 export class ListEditor {
   constructor(ctx, { noun = "Sentence", regionResize = false, regionLabel = null } = {}) {
@@ -54,7 +49,6 @@ export class ListEditor {
     this.rowEls = new RowMap(this);
     this.rowsDrawn = 0;
     this.rowsGen = 0;
-    this.regionsGen = 0;
     this.selectedId = null;
     this.playingId = null;
     this.undoStack = [];
@@ -184,6 +178,7 @@ export class ListEditor {
     if (!row) return;
     if (this.selectedId && this.rowEls.get(this.selectedId)) this.rowEls.get(this.selectedId).classList.remove("selected");
     this.selectedId = row._id;
+    this.regions?.followRows();
     const li = this.rowEls.get(row._id);
     if (li) {
       li.classList.add("selected");
@@ -234,140 +229,46 @@ export class ListEditor {
     const index = this.indexAtTime(t);
     const id = index >= 0 ? this.items[index]._id : null;
     if (id === this.playingId) return;
-    const old = this.playingId && this.rowEls.get(this.playingId);
+    const previous = this.playingId;
+    const old = previous && this.rowEls.get(previous);
     if (old) old.classList.remove("playing");
-    this.colorRegion(this.playingId, false);
     this.playingId = id;
+    this.colorRegion(previous);
+    this.regions?.followRows();
     const li = id && this.rowEls.get(id);
     if (li) {
       li.classList.add("playing");
-      this.colorRegion(id, true);
+      this.colorRegion(id);
       // Keep the row in view while it plays, unless the reviewer is typing elsewhere.
       const typingElsewhere = Date.now() - this.lastTyped < 2500 && !li.contains(document.activeElement);
       if (playing && !typingElsewhere) scrollIntoViewIfNeeded(li);
     }
   }
 
-  // --- regions on the waveform ---------------------------------------------------------
-
-  regionColor(row, index, playing) {
-    if (this.isBad && this.isBad(row)) return COLORS.bad;
-    if (playing) return COLORS.playing;
-    return COLORS.normal[index % 2];
-  }
-
-  colorRegion(id, playing) {
-    if (!id || !this.regionById) return;
-    const region = this.regionById.get(id);
-    const index = this.indexOfId(id);
-    if (region && index >= 0) region.setOptions({ color: this.regionColor(this.items[index], index, playing) });
-  }
+  // --- the rows on the waveform (regions.js) --------------------------------------------
 
   attachPlayer() {
-    const regions = this.player.regions;
-    this.regionById = new Map();
-    regions.on("region-update", (region, side) => this.onRegionUpdate(region, side, false));
-    regions.on("region-updated", (region, side) => this.onRegionUpdate(region, side, true));
-    // A click on a region selects its row; wavesurfer's own click seeks to the spot.
-    regions.on("region-clicked", (region) => {
-      const index = this.indexOfId(region.id);
-      if (index >= 0) this.select(index);
-    });
-    this.syncRegions();
+    this.regions = new RowRegions(this);
+    this.regions.attach();
   }
 
-  regionContent(row, index) {
-    const label = this.regionLabel ? this.regionLabel(row, index) : String(index + 1);
-    const el = document.createElement("div");
-    el.textContent = label;
-    Object.assign(el.style, {
-      font: "11px system-ui, sans-serif",
-      padding: "1px 4px",
-      color: "#14213d",
-      whiteSpace: "nowrap",
-      overflow: "hidden",
-      textOverflow: "ellipsis",
-      pointerEvents: "none",
-    });
-    return el;
+  /** While regions are being placed, their update events are not edits. */
+  get syncing() {
+    return Boolean(this.regions?.syncing);
   }
 
+  /** Every region anew: numbers, labels and colours after a structural edit. */
   syncRegions() {
-    if (!this.player || !this.regionById) return;
-    const regions = this.player.regions;
-    this.regionsGen += 1;
-    const gen = this.regionsGen;
-    this.syncing = true;
-    regions.clearRegions();
-    this.regionById.clear();
-    this.syncing = false;
-    this.regionsNext = 0;
-    // Few rows: all at once. Many: the first ones now, the rest in short idle slices
-    // (each region costs wavesurfer a layout).
-    this.addRegions(this.items.length <= FIRST_REGIONS ? this.items.length : FIRST_REGIONS);
-    if (this.regionsNext >= this.items.length) return;
-    const step = (deadline) => {
-      if (gen !== this.regionsGen || !this.player) return;
-      const stop = performance.now() + SLICE_MS;
-      do {
-        this.addRegions(this.regionsNext + 5);
-      } while (this.regionsNext < this.items.length && (deadline && !deadline.didTimeout ? deadline.timeRemaining() > 2 : performance.now() < stop));
-      if (this.regionsNext < this.items.length) whenIdle(step, 500);
-    };
-    whenIdle(step, 500);
+    this.regions?.sync({ all: true });
   }
 
-  /** Add the regions of the rows from regionsNext up to `end` (exclusive). */
-  addRegions(end) {
-    const regions = this.player.regions;
-    const items = this.items;
-    const last = Math.min(end, items.length);
-    this.syncing = true;
-    try {
-      for (; this.regionsNext < last; this.regionsNext += 1) {
-        const index = this.regionsNext;
-        const row = items[index];
-        const s = num(row.start);
-        const e = num(row.end);
-        if (s === null || e === null || e <= s) continue;
-        const region = regions.addRegion({
-          id: row._id,
-          start: this.player.toPlayer(s),
-          end: this.player.toPlayer(e),
-          color: this.regionColor(row, index, row._id === this.playingId),
-          drag: false,
-          resize: this.regionResize,
-          content: this.regionContent(row, index),
-          minLength: 0.05,
-        });
-        this.regionById.set(row._id, region);
-        // For tests and styling: which row a region (and its edge handles) belongs to.
-        region.element?.setAttribute("data-row", String(index + 1));
-      }
-    } finally {
-      this.syncing = false;
-    }
-  }
-
-  /** Move one row's region to its (recording-time) start/end. */
+  /** One row's times changed. */
   updateRegion(row) {
-    const region = this.regionById?.get(row._id);
-    const s = num(row.start);
-    const e = num(row.end);
-    if (!region) {
-      // Not added yet by the idle slices: they read the row when they get to it.
-      const pending = this.regionsNext < this.items.length && this.indexOfId(row._id) >= this.regionsNext;
-      if (!pending && s !== null && e !== null && e > s) this.syncRegions();
-      return;
-    }
-    if (s === null || e === null || e <= s) return;
-    const index = this.indexOfId(row._id);
-    region.setOptions({
-      start: this.player.toPlayer(s),
-      end: this.player.toPlayer(e),
-      color: this.regionColor(row, index, row._id === this.playingId),
-      content: this.regionContent(row, index),
-    });
+    this.regions?.update(row);
+  }
+
+  colorRegion(id) {
+    if (id) this.regions?.color(id);
   }
 
   onRegionUpdate() {}
