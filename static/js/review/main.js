@@ -323,7 +323,7 @@ if (ui.submit && submitKey) ui.submit.title = `${submitKey.label} (${submitKey.k
 renderShortcutList(ui.helpList, shortcutList);
 const hint = $("shortcuts-hint");
 if (hint && editable && type === "transcript_correction") {
-  hint.textContent = `Click a row's free space to play it, a word to play from it. Alt+click a word (or ${keysFor("toggleLang")} at the caret) switches its language; Enter moves to the next sentence.`;
+  hint.textContent = `Click a row's free space to play it. In the text, Ctrl+click a word to play from it, Alt+click to select it (to type over); ${keysFor("toggleLang")} switches the language of the word at the caret. Enter moves to the next sentence.`;
 } else if (hint && editable && type === "translation_review") {
   hint.textContent = "Click a row (not its text) to play it. Enter moves to the next translation.";
 } else if (hint && editable) {

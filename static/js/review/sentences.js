@@ -8,9 +8,15 @@ function overridesFor(text, overrides) {
   return Object.fromEntries(Object.entries(overrides || {}).filter(([k]) => keys.has(k)));
 }
 
-// Without a caret inside the text, split at the word boundary nearest the middle.
+// Without a caret inside the text, split at the word boundary nearest the middle. A caret
+// right before the punctuation that ends a word ("ổn|, pin") splits after it: the comma
+// stays with its clause.
 export function splitOffset(text, caret) {
-  if (caret !== null && caret > 0 && caret < text.length) return caret;
+  if (caret !== null && caret > 0 && caret < text.length) {
+    let at = caret;
+    while (at < text.length && /[,.;:!?…)\]"”’]/u.test(text[at])) at += 1;
+    return at;
+  }
   const mid = text.length / 2;
   const spaces = [...text.matchAll(/\s+/g)].map((m) => m.index);
   return spaces.length ? spaces.reduce((a, b) => (Math.abs(b - mid) < Math.abs(a - mid) ? b : a)) : text.length;

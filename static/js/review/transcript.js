@@ -4,7 +4,7 @@
 import { h, num, round3, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
 import { ListEditor } from "./list.js";
 import { alignedWords, flagText, mergeSentences, newSentence, splitOffset, splitSentence, splitTime } from "./sentences.js";
-import { rowWords, showWords, toggleWordLanguage, tokenAt, wordKey, renderDiff, pct } from "./words.js";
+import { pickWord, rowWords, showWords, toggleWordLanguage, tokenAt, wordKey, renderDiff, pct } from "./words.js";
 
 function readFlag(key) {
   try {
@@ -107,15 +107,9 @@ export class TranscriptEditor extends ListEditor {
         this.caretRowId = row._id;
         this.select(this.indexOfId(row._id));
       });
-      // Ctrl/⌘+click plays from the word clicked, Alt+click switches its language; a plain
-      // click only places the caret, as in any text field.
-      ta.addEventListener("click", (event) => {
-        if (!(event.ctrlKey || event.metaKey || event.altKey)) return;
-        const token = tokenAt(ta.value, ta.selectionStart);
-        if (!token) return;
-        if (event.altKey) this.toggleLang();
-        else this.playFromWord(row, token.index);
-      });
+      // Ctrl/⌘+click plays from the word clicked, Alt+click selects it to type over; a
+      // plain click only places the caret, as in any text field.
+      pickWord(ta, (index) => this.playFromWord(row, index));
       // The words, coloured by language, drawn under the field's transparent text.
       li.append(h("div", { class: "text-wrap" }, h("div", { class: "words backdrop", "aria-hidden": "true", lang: "vi" }), ta));
     } else {

@@ -3,7 +3,7 @@
 // Submit sends every row of the window with its translation and the flags still standing.
 import { h, num, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
 import { ListEditor } from "./list.js";
-import { rowWords, showWords } from "./words.js";
+import { pickWord, rowWords, showWords } from "./words.js";
 import { flagText } from "./sentences.js";
 
 export class TranslationEditor extends ListEditor {
@@ -63,6 +63,7 @@ export class TranslationEditor extends ListEditor {
         }
       });
       target.addEventListener("focus", () => this.select(this.indexOfId(row._id)));
+      pickWord(target); // Alt+click selects a word to type over
     } else {
       target = h("p", { class: "translation-ro", lang: "vi", text: row.translation || "—" });
     }

@@ -95,8 +95,7 @@ export function rowWords(row, analysed) {
 }
 
 /** Colour a row's words by language (`result` from rowWords: marked while a local guess) in
- * its `.words` element, and show its English share. `on` = {onToggle, onPlay}: see
- * renderWords. */
+ * its `.words` element, and show its English share. `on` = {onPlay}: see renderWords. */
 export function showWords(li, text, result, on = {}) {
   const box = li.querySelector(".words");
   renderWords(box, text, result, on);
@@ -119,11 +118,11 @@ export function toggleWordLanguage(row, token, currentLang) {
 /**
  * The text with each word in a span coloured by its language (English also underlined, so
  * colour is not the only sign): under a transparent text field, as its backdrop, the field's
- * own words look coloured; in read-only text the spans are the text. A click on a span
- * plays from the word (`onPlay(wordIndex)`), Alt+click switches its language
- * (`onToggle(wordIndex, word)`); a text field handles its own clicks (see transcript.js).
+ * own words look coloured; in read-only text the spans are the text, and a click on one
+ * plays from the word (`onPlay(wordIndex)`). A text field handles its own clicks
+ * (pickWord).
  */
-export function renderWords(container, text, result, { onToggle = null, onPlay = null } = {}) {
+export function renderWords(container, text, result, { onPlay = null } = {}) {
   clear(container);
   const tokens = tokenize(text);
   let at = 0;
@@ -137,12 +136,11 @@ export function renderWords(container, text, result, { onToggle = null, onPlay =
       text: token.text,
       dataset: { lang, key: wordKey(token.text), index: String(index) },
     });
-    if (onPlay || onToggle) {
-      span.title = `${lang === "en" ? "English" : "Vietnamese"}${word.manual ? " (set by you)" : ""}: click to play from here${onToggle ? ", Alt+click to switch the language" : ""}`;
+    if (onPlay) {
+      span.title = `${lang === "en" ? "English" : "Vietnamese"}${word.manual ? " (set by you)" : ""}: click to play from here`;
       span.addEventListener("click", (event) => {
         event.stopPropagation();
-        if (event.altKey && onToggle) onToggle(index, word);
-        else onPlay?.(index);
+        onPlay(index);
       });
     }
     container.append(span);
@@ -150,6 +148,23 @@ export function renderWords(container, text, result, { onToggle = null, onPlay =
   if (at < text.length) container.append(text.slice(at));
   if (!text.length) container.append("\u00a0"); // keeps the backdrop one line high
   return container;
+}
+
+/**
+ * Alt+click on a word in a text field selects the whole word, ready to be typed over: one
+ * click where a caret placed by hand and Ctrl+Shift+→ would take several keys. (Alt+click
+ * means nothing to a text field on Windows, Linux or macOS.) `onPlay(wordIndex)`, if given,
+ * runs on Ctrl/⌘+click.
+ */
+export function pickWord(field, onPlay = null) {
+  field.addEventListener("click", (event) => {
+    const play = (event.ctrlKey || event.metaKey) && onPlay;
+    if (!(event.altKey || play)) return;
+    const token = tokenAt(field.value, field.selectionStart);
+    if (!token) return;
+    if (play) onPlay(token.index);
+    else field.setSelectionRange(token.start, token.end);
+  });
 }
 
 export function shareLabel(share) {
