@@ -155,6 +155,7 @@ FROM generate_series(1, {gold}) g,
 
 
 def seed(app, samples: int, runs: int) -> dict:
+    from ra_app.core import tallies
     from ra_app.core.models import Role
     from ra_app.extensions import db
 
@@ -175,6 +176,10 @@ def seed(app, samples: int, runs: int) -> dict:
             for statement in sql.split(";\n"):
                 if statement.strip():
                     conn.execute(sa.text(statement))
+        # The running tallies, as `flask quality recount` makes them for data written
+        # behind the app's back (the app keeps them as work is decided).
+        tallies.rebuild()
+        db.session.commit()
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
         counts = {

@@ -1,4 +1,5 @@
-"""Operator commands for accounts: `flask users …`."""
+"""Operator commands for accounts (`flask users …`) and the quality figures
+(`flask quality recount`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from .core import tallies
 from .core.accounts import (
     AccountError,
     create_account,
@@ -120,3 +122,18 @@ def enable_command(email: str):
     user = get_user_or_fail(email)
     set_active(user, True)
     click.echo(f"{user.email} is enabled")
+
+
+@click.group("quality", help="The figures of the quality and batch pages.")
+def quality_cli():
+    pass
+
+
+@quality_cli.command("recount")
+@with_appcontext
+def recount_command():
+    """Recount every reviewer's running figures from the tasks, revisions and decisions
+    (after a restore into a database older than them, or to check them)."""
+    rows = tallies.rebuild()
+    db.session.commit()
+    click.echo(f"{rows} reviewer tallies recounted")

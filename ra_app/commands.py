@@ -1,4 +1,4 @@
-"""The `flask` command line of the app: its own groups (`flask users`), and the pipeline's
+"""The `flask` command line of the app: its own groups (`flask users|quality`), and the pipeline's
 (`flask pipeline|ingest|gemini|export|backup|restore|demo`), which live in the `pipeline`
 package and are imported by name only when one of them is listed or run. So creating the
 app (every web request's process) never loads stage code, and the web app does not import
@@ -29,9 +29,10 @@ class AppCommands(AppGroup):
 
 
 def register_commands(app: Flask) -> None:
-    from .cli import users_cli
+    from .cli import quality_cli, users_cli
 
     commands = AppCommands(name=app.name)
     commands.commands.update(app.cli.commands)  # what extensions registered (flask db …)
     commands.add_command(users_cli)
+    commands.add_command(quality_cli)
     app.cli = commands

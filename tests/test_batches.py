@@ -217,3 +217,40 @@ def test_batch_pages_end_to_end(app, client, auth, admin, corpus, make_user):
         assert sql_count(app, "processing_state = 'in_review'") == transcribed
     assert "Tuần 1" in client.get("/admin/batches").get_data(as_text=True)
     assert Role and TaskType  # mapping imports
+
+
+def test_batch_progress_adds_up_the_work(app, make_user, tmp_path):
+    """Done / in progress / remaining, audio done, speed and tasks per day, overall and per
+    reviewer, as the batch page shows them."""
+    from datetime import timedelta
+
+    from ra_app.admin.progress import batch_report
+    from ra_app.review.work import submit
+
+    from .review_helpers import make_review_sample
+    from .test_staged_review import current_rows
+
+    a, b = make_user("a@example.org"), make_user("b@example.org")
+    with app.app_context():
+        for freq in (300, 400, 500):
+            make_review_sample(tmp_path, duration_s=30.0, freq=freq, title=f"s{freq}")
+        batch = batches.create_batch(
+            "speed",
+            batches.Filters(task_type=TaskType.TRANSCRIPT_CORRECTION),
+            [db.session.get(User, a.id), db.session.get(User, b.id)],
+            mode="pool",
+        )
+        done = claim_next(db.session.get(User, a.id))
+        done.started_at = done.started_at - timedelta(minutes=1)  # a minute for 30 s of audio
+        submit(done, db.session.get(User, a.id), {"sentences": current_rows(done.sample_id)})
+        claim_next(db.session.get(User, b.id))  # in progress
+        report = batch_report(db.session.get(Batch, batch.id))
+        overall = report["overall"]
+        assert (overall.done, overall.in_progress, overall.remaining) == (1, 1, 1)
+        assert overall.audio_hours_done == pytest.approx(30 / 3600)
+        assert overall.minutes_per_audio_minute == pytest.approx(2.0, rel=0.05)
+        # 60 s of audio left, at 2 minutes a minute, shared by the two reviewers at work.
+        assert overall.eta == pytest.approx(timedelta(minutes=1.0), rel=0.05)
+        per = {user.email: p for user, p in report["reviewers"] if user}
+        assert (per["a@example.org"].done, per["b@example.org"].in_progress) == (1, 1)
+        assert [n for _, n in report["per_day"]] == [1]

@@ -7,9 +7,11 @@ import pytest
 import sqlalchemy as sa
 
 from ra_app.admin import batches, quality
+from ra_app.core import tallies
 from ra_app.core.models import (
     Assignment,
     Origin,
+    ReviewTally,
     Role,
     Sample,
     TaskType,
@@ -215,6 +217,22 @@ def test_quality_report_matches_sql(app, people, tmp_path):
         q2 = dict((u.email, q) for u, q in rows)["r2@example.com"]
         assert q2.second_reviews == 4 and overall.second_reviews == 4
         assert overall.tasks_done == 3  # the rejected one is back with its author
+
+        # Resubmitted, it counts again; the running tallies equal a recount from scratch.
+        again = claim(r1.id)
+        submit(again, author, {"sentences": current_rows(again.sample_id)})
+        assert quality.report(batch.id)[0].tasks_done == 4
+        running = tally_rows()
+        tallies.rebuild()
+        assert tally_rows() == running
+
+
+def tally_rows() -> dict:
+    """The tallies as {(batch, reviewer): figures}, floats rounded (sums add in any order)."""
+    return {
+        (t.batch_id, t.reviewer_id): {f: round(getattr(t, f), 9) for f in tallies.FIELDS}
+        for t in db.session.scalars(sa.select(ReviewTally))
+    }
 
 
 def test_audit_lists_revisions_and_compares_any_two(app, client, auth, people, tmp_path):

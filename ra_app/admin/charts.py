@@ -74,6 +74,13 @@ def reviewed_per_day(days: int = 14) -> Chart:
     return chart
 
 
+def tasks_per_day(per_day: list[tuple[date, int]], days: int = 30) -> Chart:
+    """A batch's tasks done per day, its last `days` days with work (admin/progress.py)."""
+    chart = Chart("batch-per-day", "Tasks done per day")
+    chart.bars = [Bar(label_of_day(day), n, f"{n:,}") for day, n in per_day[-days:]]
+    return chart
+
+
 def label_of_day(day: date) -> str:
     return day.strftime("%a %d %b")
 

@@ -7,16 +7,23 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from ..core.clock import db_now
 from ..core.models import FailureClass, JobRun, JobStatus, WorkerSeen, utcnow
 from ..core.outbox import enqueue
 from ..extensions import db
 
+RECENT_DAYS = 7
 
-def runs_per_stage() -> dict[str, dict[str, int]]:
+
+def runs_per_stage(days: int = RECENT_DAYS) -> dict[str, dict[str, int]]:
+    """Job runs per stage and status in the last `days` days, and every run going on now:
+    what an operator looks at, read through the started_at index instead of counting a
+    million runs of all time on every view."""
+    since = db_now() - timedelta(days=days)
     rows = db.session.execute(
-        sa.select(JobRun.stage, JobRun.status, sa.func.count()).group_by(
-            JobRun.stage, JobRun.status
-        )
+        sa.select(JobRun.stage, JobRun.status, sa.func.count())
+        .where(sa.or_(JobRun.started_at >= since, JobRun.status == JobStatus.RUNNING))
+        .group_by(JobRun.stage, JobRun.status)
     ).all()
     table: dict[str, dict[str, int]] = {}
     for stage, status, count in rows:

@@ -24,28 +24,20 @@ class Progress:
     eta: timedelta | None = None
 
 
-def task_audio_s(task) -> float:
-    """Seconds of audio in a task row (window_start_s, window_end_s, duration_s)."""
-    end = task.window_end_s if task.window_end_s is not None else task.duration_s
-    return max(0.0, min(end, task.duration_s) - task.window_start_s)
-
-
-def progress(tasks, active_reviewers: int = 1) -> Progress:
+def progress(tallied: dict, rates: list[float], active_reviewers: int = 1) -> Progress:
+    """A Progress from {status: (tasks, audio seconds)} and the minutes each done task took
+    per minute of its audio."""
     result = Progress()
-    rates, remaining_audio = [], 0.0
-    for task in tasks:
-        audio = task_audio_s(task)
-        if task.status in DONE:
-            result.done += 1
+    remaining_audio = 0.0
+    for status, (count, audio) in tallied.items():
+        if status in DONE:
+            result.done += count
             result.audio_hours_done += audio / 3600
-            if task.started_at and task.submitted_at and audio > 0:
-                worked = (task.submitted_at - task.started_at).total_seconds() / 60
-                rates.append(worked / (audio / 60))
-        elif task.status is AssignmentStatus.IN_PROGRESS:
-            result.in_progress += 1
+        elif status is AssignmentStatus.IN_PROGRESS:
+            result.in_progress += count
             remaining_audio += audio
         else:
-            result.remaining += 1
+            result.remaining += count
             remaining_audio += audio
     if rates:
         result.minutes_per_audio_minute = statistics.median(rates)
@@ -79,63 +71,44 @@ def batch_counts(batch_ids: list[int]) -> dict[int, Progress]:
 
 
 def batch_report(batch: Batch) -> dict:
-    # Plain rows of the columns progress needs, not ORM objects: a batch has thousands.
-    tasks = db.session.execute(
+    """The batch's progress overall and per reviewer, and tasks done per day: grouped in the
+    database; only done tasks come back one by one (for the median speed)."""
+    audio = sa.func.coalesce(Assignment.window_end_s, Sample.duration_s) - Assignment.window_start_s
+    in_batch = (Assignment.batch_id == batch.id, Sample.id == Assignment.sample_id)
+    tallied: dict[int | None, dict] = {}
+    for uid, status, count, seconds in db.session.execute(
+        sa.select(Assignment.reviewer_id, Assignment.status, sa.func.count(), sa.func.sum(audio))
+        .where(*in_batch)
+        .group_by(Assignment.reviewer_id, Assignment.status)
+    ):
+        tallied.setdefault(uid, {})[status] = (count, max(0.0, seconds or 0.0))
+    rates: dict[int | None, list[float]] = {}
+    days: Counter = Counter()
+    for uid, started, submitted, seconds in db.session.execute(
         sa.select(
-            Assignment.reviewer_id,
-            Assignment.status,
-            Assignment.window_start_s,
-            Assignment.window_end_s,
-            Sample.duration_s,
-            Assignment.started_at,
-            Assignment.submitted_at,
-        )
-        .join(Sample, Sample.id == Assignment.sample_id)
-        .where(Assignment.batch_id == batch.id)
-    ).all()
-    by_reviewer: dict[int | None, list] = {}
-    for task in tasks:
-        by_reviewer.setdefault(task.reviewer_id, []).append(task)
+            Assignment.reviewer_id, Assignment.started_at, Assignment.submitted_at, audio
+        ).where(*in_batch, Assignment.status.in_(DONE), Assignment.submitted_at.is_not(None))
+    ):
+        days[submitted.date()] += 1
+        if started and seconds and seconds > 0:
+            worked = (submitted - started).total_seconds() / 60
+            rates.setdefault(uid, []).append(worked / (seconds / 60))
     users = {
         u.id: u
-        for u in db.session.scalars(
-            sa.select(User).where(User.id.in_([uid for uid in by_reviewer if uid]))
-        )
+        for u in db.session.scalars(sa.select(User).where(User.id.in_([u for u in tallied if u])))
     }
-    active = len([uid for uid in by_reviewer if uid])
-    days = Counter(t.submitted_at.date() for t in tasks if t.submitted_at)
+    overall: dict = {}
+    for per_status in tallied.values():
+        for status, (count, seconds) in per_status.items():
+            was = overall.get(status, (0, 0.0))
+            overall[status] = (was[0] + count, was[1] + seconds)
     return {
-        "overall": progress(tasks, active),
+        "overall": progress(
+            overall, [r for rs in rates.values() for r in rs], len([u for u in tallied if u])
+        ),
         "reviewers": [
-            (users.get(uid), progress(items))
-            for uid, items in sorted(
-                by_reviewer.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)
-            )
+            (users.get(uid), progress(tallied[uid], rates.get(uid, [])))
+            for uid in sorted(tallied, key=lambda uid: (uid is None, uid or 0))
         ],
         "per_day": sorted(days.items()),
     }
-
-
-def throughput_svg(per_day: list, width: int = 480, height: int = 120) -> str:
-    """Tasks done per day as bars, drawn by the server (no chart library, no CDN)."""
-    if not per_day:
-        return ""
-    top = max(n for _, n in per_day)
-    bar = width / len(per_day)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height + 20}" '
-        f'role="img" aria-label="Tasks done per day">'
-    ]
-    for i, (day, n) in enumerate(per_day):
-        h = (height - 10) * n / top
-        x = i * bar
-        parts.append(
-            f'<rect x="{x + 2:.1f}" y="{height - h:.1f}" width="{bar - 4:.1f}" '
-            f'height="{h:.1f}" fill="#1f5fbf"><title>{day}: {n}</title></rect>'
-        )
-        parts.append(
-            f'<text x="{x + bar / 2:.1f}" y="{height + 14}" font-size="10" '
-            f'text-anchor="middle">{day:%m-%d}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)

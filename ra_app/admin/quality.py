@@ -1,6 +1,7 @@
 """Agreement and quality, per reviewer and per batch: edit rate against the machine draft,
 agreement with second reviewers (WER/CER, segment boundary shift), decisions received, and
-scores on hidden gold tasks. Every figure is one aggregate query over indexed columns."""
+scores on hidden gold tasks, from the running tallies kept as work is decided
+(core/tallies.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,11 @@ import itertools
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import selectinload
 
-from ..core import scoring
-from ..core.models import (
-    Assignment,
-    Decision,
-    ReviewDecision,
-    TranscriptRevision,
-    User,
-)
-from ..core.tasks import DONE, reviewed_text
+from ..core import scoring, tallies
+from ..core.models import Assignment, ReviewTally, TranscriptRevision, User
+from ..core.tasks import reviewed_text
 from ..extensions import db
 
 
@@ -37,114 +32,44 @@ class Quality:
     gold_score: float | None = None
 
 
-class _Mean:
-    """A mean built from per-group sums, so the overall figure needs no second query."""
-
-    def __init__(self):
-        self.total, self.count = 0.0, 0
-
-    def add(self, total, count):
-        self.total += total or 0.0
-        self.count += count or 0
-
-    @property
-    def value(self):
-        return self.total / self.count if self.count else None
+def mean(total: float, count: int) -> float | None:
+    return total / count if count else None
 
 
 def report(batch_id: int | None = None) -> tuple[Quality, list[tuple[User, Quality]]]:
-    """The batch's (or everyone's) quality, overall and per reviewer."""
-    per: dict[int, Quality] = {}
-    overall = Quality()
-    means: dict[tuple[int | None, str], _Mean] = {}
-
-    def add(uid, name, total, count):
-        for key in (uid, None):
-            means.setdefault((key, name), _Mean()).add(total, count)
-
-    def of(uid):
-        return overall if uid is None else per.setdefault(uid, Quality())
-
-    work = Assignment.review_of_id.is_(None) & Assignment.is_gold.is_(False)
-    done = sa.select(Assignment.reviewer_id, sa.func.count()).where(
-        work, Assignment.status.in_(DONE)
-    )
-    for uid, count in _run(done.group_by(Assignment.reviewer_id), Assignment, batch_id):
-        of(uid).tasks_done = count
-        overall.tasks_done += count
-
-    edits = (
-        sa.select(
-            TranscriptRevision.author_id,
-            sa.func.sum(TranscriptRevision.wer),
-            sa.func.sum(TranscriptRevision.cer),
-            sa.func.count(TranscriptRevision.wer),
-        )
-        .join(Assignment, Assignment.id == TranscriptRevision.assignment_id)
-        .where(work)
-        .group_by(TranscriptRevision.author_id)
-    )
-    for uid, wer, cer, count in _run(edits, Assignment, batch_id):
-        add(uid, "edit_wer", wer, count)
-        add(uid, "edit_cer", cer, count)
-
-    review = aliased(Assignment)
-    original = aliased(Assignment)
-    received = (
-        sa.select(
-            original.reviewer_id,
-            ReviewDecision.decision,
-            sa.func.count(),
-            sa.func.sum(ReviewDecision.wer),
-            sa.func.sum(ReviewDecision.cer),
-            sa.func.count(ReviewDecision.wer),
-            sa.func.sum(ReviewDecision.boundary_diff_s),
-            sa.func.count(ReviewDecision.boundary_diff_s),
-        )
-        .join(review, review.id == ReviewDecision.assignment_id)
-        .join(original, original.id == review.review_of_id)
-        .group_by(original.reviewer_id, ReviewDecision.decision)
-    )
-    for uid, decision, count, wer, cer, n_text, shift, n_shift in _run(received, review, batch_id):
-        for target in (of(uid), overall):
-            target.reviewed += count
-            target.decisions[decision.value] = target.decisions.get(decision.value, 0) + count
-        if decision is not Decision.REJECT:  # agreement is about the work that was approved
-            add(uid, "agreement_wer", wer, n_text)
-            add(uid, "agreement_cer", cer, n_text)
-            add(uid, "boundary_diff_s", shift, n_shift)
-
-    made = (
-        sa.select(ReviewDecision.reviewer_id, sa.func.count())
-        .join(review, review.id == ReviewDecision.assignment_id)
-        .where(review.review_of_id.is_not(None))
-        .group_by(ReviewDecision.reviewer_id)
-    )
-    for uid, count in _run(made, review, batch_id):
-        of(uid).second_reviews = count
-        overall.second_reviews += count
-
-    gold = (
-        sa.select(Assignment.reviewer_id, sa.func.count(), sa.func.sum(Assignment.score))
-        .where(Assignment.is_gold.is_(True), Assignment.score.is_not(None))
-        .group_by(Assignment.reviewer_id)
-    )
-    for uid, count, score in _run(gold, Assignment, batch_id):
-        of(uid).gold_tasks = count
-        overall.gold_tasks += count
-        add(uid, "gold_score", score, count)
-
-    for (uid, name), mean in means.items():
-        setattr(of(uid), name, mean.value)
+    """The batch's (or everyone's) quality, overall and per reviewer: sums of the running
+    tallies (core/tallies.py), a few hundred rows whatever the history."""
+    query = sa.select(ReviewTally)
+    if batch_id is not None:
+        query = query.where(ReviewTally.batch_id == batch_id)
+    sums: dict[int | None, dict[str, float]] = {}
+    for tally in db.session.scalars(query):
+        for uid in (tally.reviewer_id, None):
+            into = sums.setdefault(uid, dict.fromkeys(tallies.FIELDS, 0))
+            for name in tallies.FIELDS:
+                into[name] += getattr(tally, name)
+    per = {uid: quality_of(figures) for uid, figures in sums.items() if uid is not None}
+    overall = quality_of(sums.get(None) or dict.fromkeys(tallies.FIELDS, 0))
     users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(list(per))))}
     rows = sorted(((users[uid], q) for uid, q in per.items()), key=lambda p: p[0].email)
     return overall, rows
 
 
-def _run(query, model, batch_id):
-    if batch_id is not None:
-        query = query.where(model.batch_id == batch_id)
-    return db.session.execute(query).all()
+def quality_of(t: dict[str, float]) -> Quality:
+    decisions = {d.value: int(t[name]) for d, name in tallies.DECIDED.items() if t[name]}
+    return Quality(
+        tasks_done=int(t["tasks_done"]),
+        edit_wer=mean(t["edit_wer_sum"], t["edit_n"]),
+        edit_cer=mean(t["edit_cer_sum"], t["edit_n"]),
+        reviewed=sum(decisions.values()),
+        decisions=decisions,
+        agreement_wer=mean(t["agree_wer_sum"], t["agree_n"]),
+        agreement_cer=mean(t["agree_cer_sum"], t["agree_n"]),
+        boundary_diff_s=mean(t["shift_sum"], t["shift_n"]),
+        second_reviews=int(t["second_reviews"]),
+        gold_tasks=int(t["gold_n"]),
+        gold_score=mean(t["gold_score_sum"], t["gold_n"]),
+    )
 
 
 def gold_agreement(batch_id: int | None = None) -> list[dict]:

@@ -555,6 +555,34 @@ class ReviewDecision(db.Model):
     )
 
 
+class ReviewTally(db.Model):
+    """One reviewer's running figures in one batch (batch_id 0: tasks in no batch), kept up
+    to date as work is submitted and decided (core/tallies.py), so the quality and batch
+    pages add up a few hundred rows instead of joining every revision and decision."""
+
+    __tablename__ = "review_tallies"
+
+    batch_id: Mapped[int] = mapped_column(primary_key=True)  # 0: no batch (no FK)
+    reviewer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    tasks_done: Mapped[int] = mapped_column(default=0, server_default="0")
+    edit_wer_sum: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    edit_cer_sum: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    edit_n: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Second reviews of this reviewer's work, by decision.
+    approve: Mapped[int] = mapped_column(default=0, server_default="0")
+    approve_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+    approve_major: Mapped[int] = mapped_column(default=0, server_default="0")
+    reject: Mapped[int] = mapped_column(default=0, server_default="0")
+    agree_wer_sum: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    agree_cer_sum: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    agree_n: Mapped[int] = mapped_column(default=0, server_default="0")
+    shift_sum: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    shift_n: Mapped[int] = mapped_column(default=0, server_default="0")
+    second_reviews: Mapped[int] = mapped_column(default=0, server_default="0")  # made by them
+    gold_n: Mapped[int] = mapped_column(default=0, server_default="0")
+    gold_score_sum: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+
+
 class ReportKind(enum.StrEnum):
     SKIP = "skip"  # the reviewer gave the task back (to the pool) with a reason
     UNUSABLE = "unusable"  # the audio cannot be reviewed: the sample leaves queues and exports

@@ -36,7 +36,8 @@ def gold_answers() -> list[TranscriptRevision]:
         db.session.scalars(
             sa.select(TranscriptRevision)
             .join(Sample, Sample.id == TranscriptRevision.sample_id)
-            .where(TranscriptRevision.is_gold.is_(True))
+            # Plain `is_gold`, the partial index's own predicate ("IS true" would not use it).
+            .where(TranscriptRevision.is_gold)
             .options(sa.orm.selectinload(TranscriptRevision.sample))
             .order_by(Sample.title)
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..core import scoring, text
+from ..core import scoring, tallies, text
 from ..core.clock import db_now
 from ..core.flow import advance
 from ..core.models import (
@@ -106,12 +106,15 @@ def submit(task: Assignment, user: User, payload: dict) -> dict:
     if task.is_gold:
         result = submit_gold(task, body)
         close(task, user, Decision.SUBMIT)
+        tallies.submitted(task, None)
     elif task.task_type is TaskType.AUDIO_SEGMENTATION:
         result = submit_segments(task, sample, segments_sent(body))
         close(task, user, Decision.SUBMIT)
+        tallies.submitted(task, None)
     else:
         written = submit_text(task, sample, user, body)
         close(task, user, Decision.SUBMIT, **written.pop("decision"))
+        tallies.submitted(task, written if "transcript_version" in written else None)
         result = written
     if staging.needs_second_review(task, user):
         staging.send_to_second_review(task)
@@ -190,6 +193,7 @@ def decide(task: Assignment, user: User, payload: dict) -> dict:
         record = approve_changes(task, original, sample, user, body, decision)
         original.status = AssignmentStatus.APPROVED
     close(task, user, decision, comment=comment, **record)
+    tallies.decided(task, original, user.id, decision, record)
     finish_sample_if_done(sample, task.task_type)
     db.session.commit()
     return {"decision": decision.value, **{k: v for k, v in record.items() if k in AGREEMENT}}

@@ -98,3 +98,27 @@ def test_batch_to_approved_work(page, live_server, make_user, tmp_path):
     expect(page.get_by_role("table", name="Transcript revisions")).to_contain_text(
         "trainee@example.com"
     )
+
+
+def test_the_admin_charts_show_the_tables_figures(page, live_server, make_user, tmp_path):
+    """In the browser, every bar of the backlog chart reads its state's count in the table
+    beside it, and the chart names the figures for screen readers."""
+    app = live_server.app
+    boss = make_user("boss@example.com", Role.ADMIN)
+    with app.app_context():
+        for freq in (300, 400):
+            make_review_sample(tmp_path, duration_s=6.0, freq=freq, title=f"bài {freq}")
+    LoginPage(page).sign_in(boss.email)
+    expect(page.get_by_role("heading", name="Admin", exact=True)).to_be_visible()
+    chart = page.locator('figure[data-chart="backlog"]')
+    bars = chart.locator("g.bar").evaluate_all(
+        "bars => bars.map((b) => [b.dataset.label, Number(b.dataset.value),"
+        " b.querySelector('rect').getBoundingClientRect().width])"
+    )
+    table = page.get_by_role("table", name="Samples by processing state")
+    for label, value, width in bars:
+        cell = table.locator(f'td[data-state="{label.replace(" ", "_")}"]')
+        expect(cell).to_have_text(str(int(value)))
+        assert (width > 0) == (value > 0), (label, value, width)
+    assert dict((label, value) for label, value, _ in bars)["transcribed"] == 2
+    expect(chart.get_by_role("img")).to_have_accessible_name(re.compile(r"transcribed 2"))
