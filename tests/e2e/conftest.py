@@ -156,6 +156,18 @@ def page(browser, live_server, browser_log):
 # --- page objects -----------------------------------------------------------------------------
 
 
+def clock(seconds: float) -> str:
+    """A time as the task page's time fields write it: m:ss.cc."""
+    minutes, rest = divmod(round(seconds, 2), 60)
+    return f"{int(minutes)}:{rest:05.2f}"
+
+
+def seconds(text: str) -> float:
+    """A time field's m:ss.cc back in seconds."""
+    minutes, _, rest = text.rpartition(":")
+    return int(minutes or 0) * 60 + float(rest)
+
+
 class LoginPage:
     def __init__(self, page: Page):
         self.page = page

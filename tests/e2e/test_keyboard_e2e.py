@@ -15,7 +15,7 @@ from ra_app.core.revisions import latest_transcript
 from ra_app.extensions import db
 
 from ..review_helpers import assign, claim, make_review_sample
-from .conftest import TASK_URL, TIMEOUT_MS, LoginPage, QueuePage, TaskPage
+from .conftest import TASK_URL, TIMEOUT_MS, LoginPage, QueuePage, TaskPage, clock, seconds
 
 expect = pytest.importorskip("playwright.sync_api", reason="e2e: no playwright package").expect
 pytestmark = pytest.mark.e2e
@@ -258,7 +258,7 @@ def test_split_at_the_caret_and_play_from_a_word(page, live_server, reviewer, tm
     expect(task.rows()).to_have_count(6)
     assert task.sentence_texts()[:2] == ["câu số", "0 có laptop"]
     estimate = round(0.5 + 3.0 * caret / len("câu số 0 có laptop"), 3)
-    expect(task.time_field(1, "end")).to_have_value(f"{estimate:g}")
+    expect(task.time_field(1, "end")).to_have_value(clock(estimate))
     expect(task.time_field(1, "end")).to_have_class(re.compile(r"\bestimate\b"))
     expect(page.locator("#toast")).to_contain_text("estimated from the text")
 
@@ -269,7 +269,7 @@ def test_split_at_the_caret_and_play_from_a_word(page, live_server, reviewer, tm
     task.press("Alt+Enter")
     expect(task.rows()).to_have_count(7)
     # (The element settles on the audio frame nearest the seek: within 30 ms.)
-    assert abs(float(task.time_field(3, "end").input_value()) - 6.25) < 0.03
+    assert abs(seconds(task.time_field(3, "end").input_value()) - 6.25) < 0.03
     expect(task.time_field(3, "end")).not_to_have_class(re.compile(r"\bestimate\b"))
 
     # An aligned sentence splits between its words: "câu số 2 | có laptop" at 9.9 s.
@@ -278,7 +278,7 @@ def test_split_at_the_caret_and_play_from_a_word(page, live_server, reviewer, tm
     after_two = len("câu số 2")
     field.evaluate(f"(f) => f.setSelectionRange({after_two}, {after_two})")
     task.press("Alt+Enter")
-    expect(task.time_field(5, "end")).to_have_value("9.9")
+    expect(task.time_field(5, "end")).to_have_value("0:09.90")
     expect(page.locator("#toast")).to_contain_text("between the aligned words")
 
     # Ctrl+click on a word in the text plays from it: "laptop" of sentence 6 (its aligned
@@ -320,9 +320,9 @@ def test_undo_covers_typed_times_and_a_deleted_row_takes_its_problem(
     start = task.time_field(2, "start")
     start.fill("5.25")
     start.press("Tab")
-    expect(start).to_have_value("5.25")
+    expect(start).to_have_value("0:05.25")  # typed in seconds, shown as the clock
     task.press("Alt+z")
-    expect(task.time_field(2, "start")).to_have_value("4.5")
+    expect(task.time_field(2, "start")).to_have_value("0:04.50")
     expect(page.locator("#toast")).to_contain_text("Undone: edit the start of sentence 2")
 
     # An empty sentence stops the submit; deleting that sentence clears the message.

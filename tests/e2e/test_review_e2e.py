@@ -15,7 +15,7 @@ from ra_app.core.states import ProcessingState
 from ra_app.extensions import db
 
 from ..review_helpers import assign, claim, make_review_sample, segmented_sample
-from .conftest import LoginPage, QueuePage, TaskPage
+from .conftest import LoginPage, QueuePage, TaskPage, clock
 
 expect = pytest.importorskip("playwright.sync_api", reason="e2e: no playwright package").expect
 pytestmark = pytest.mark.e2e
@@ -100,23 +100,23 @@ def test_split_merge_insert_delete(page, live_server, reviewer, tmp_path):
     expect(task.rows()).to_have_count(6)
     assert task.sentence_texts()[:3] == ["câu số", "0 có laptop", "câu số 1 có laptop"]
     at = round(0.5 + 3.0 * caret / len(first), 3)
-    expect(task.time_field(1, "end")).to_have_value(f"{at:g}")
-    expect(task.time_field(2, "start")).to_have_value(f"{at:g}")
+    expect(task.time_field(1, "end")).to_have_value(clock(at))
+    expect(task.time_field(2, "start")).to_have_value(clock(at))
     expect(task.text_field(2)).to_be_focused()
 
     # "Merge with next" joins sentences 2 and 3.
     task.row(2).get_by_role("button", name="Merge with next").click()
     expect(task.rows()).to_have_count(5)
     assert task.sentence_text(2) == "0 có laptop câu số 1 có laptop"
-    expect(task.time_field(2, "start")).to_have_value(f"{at:g}")
-    expect(task.time_field(2, "end")).to_have_value("7.5")
+    expect(task.time_field(2, "start")).to_have_value(clock(at))
+    expect(task.time_field(2, "end")).to_have_value("0:07.50")
 
     # "Insert sentence after" 3 fills the gap up to sentence 4; type the missed words.
     task.row(3).get_by_role("button", name="Insert sentence after").click()
     expect(task.rows()).to_have_count(6)
     expect(task.text_field(4)).to_be_focused()
-    expect(task.time_field(4, "start")).to_have_value("11.5")
-    expect(task.time_field(4, "end")).to_have_value("12.5")
+    expect(task.time_field(4, "start")).to_have_value("0:11.50")
+    expect(task.time_field(4, "end")).to_have_value("0:12.50")
     page.keyboard.type("một câu bị sót")
 
     # Alt+X deletes the sentence being edited; Alt+Z undoes.
@@ -238,11 +238,12 @@ def test_segmentation_drag_and_length_rule(page, live_server, browser_log, revie
     handle = page.locator('#waveform [data-row="1"] [part~="region-handle-right"]')
     drag(page, handle, 7.0 * px_per_s)
     end = task.time_field(1, "end")
-    expect(end).not_to_have_value("15")
-    moved = float(end.input_value())
+    expect(end).not_to_have_value("0:15.00")
+    moved = page.evaluate("() => window.reviewApp.state.items[0].end")
     assert 21.5 < moved < 22.5, moved
-    expect(task.time_field(2, "start")).to_have_value(end.input_value())
-    expect(task.time_field(2, "end")).to_have_value("30")
+    expect(task.time_field(2, "start")).to_have_value(clock(moved))
+    expect(end).to_have_value(clock(moved))
+    expect(task.time_field(2, "end")).to_have_value("0:30.00")
     second = task.row(2)
     expect(second).to_have_class(re.compile(r"\bbad\b"))
     expect(second.locator(".seg-len")).to_have_text(f"{30 - moved:.1f} s")
@@ -257,10 +258,12 @@ def test_segmentation_drag_and_length_rule(page, live_server, browser_log, revie
     expect(problems).to_contain_text("Segment 2 is too short")
     assert browser_log.statuses("/submit", "POST") == []
 
-    # Fix it in the field: segment 1 ends at 18 s, segment 2 follows.
-    end.fill("18")
+    # Fix it in the field: segment 1 ends at 0:18 (typed as the clock shows it), segment 2
+    # follows.
+    end.fill("0:18")
     end.press("Tab")
-    expect(task.time_field(2, "start")).to_have_value("18")
+    expect(end).to_have_value("0:18.00")
+    expect(task.time_field(2, "start")).to_have_value("0:18.00")
     expect(second).not_to_have_class(re.compile(r"\bbad\b"))
     expect(rule).to_have_text("All 3 segments follow the rule.")
     task.submit_and_wait()

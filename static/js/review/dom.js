@@ -86,6 +86,22 @@ export function num(value) {
   return Number.isFinite(n) ? n : null;
 }
 
+/** A time as people type it: "73.5", "1:13.5" or "1:02:03.5" (a comma for the point too);
+ * null if it is none. */
+export function parseTime(value) {
+  if (typeof value === "number") return Number.isFinite(value) ? value : null;
+  const parts = String(value ?? "").trim().replace(",", ".").split(":");
+  if (parts.length > 3 || parts.some((p) => !/^(\d+(\.\d*)?|\.\d+)$/.test(p))) return null;
+  return parts.reduce((total, p) => total * 60 + Number(p), 0);
+}
+
+/** A time field's text: m:ss.cc, as the player's clock writes times (or what was typed,
+ * while it is no time). */
+export function fieldTime(value) {
+  const seconds = parseTime(value);
+  return seconds === null ? String(value ?? "") : fmtTime(seconds, 2);
+}
+
 let counter = 0;
 export function uid(prefix = "r") {
   counter += 1;

@@ -2,7 +2,7 @@
 // (neighbouring segments that touch move together), split at the playhead, merge with the
 // next. Each segment shows its length against the [segment_min, segment_max] rule and the
 // transcript/translation of the sentences whose midpoint lies inside it, live while dragging.
-import { h, num, round3, fmtTime } from "./dom.js";
+import { h, num, round3, fmtTime, fieldTime, parseTime } from "./dom.js";
 import { ListEditor } from "./list.js";
 
 const TOUCH = 0.001; // boundaries closer than this are shared
@@ -146,19 +146,19 @@ export class SegmentEditor extends ListEditor {
       this.fill(li, row);
       const s = li.querySelector("input.start");
       const e = li.querySelector("input.end");
-      if (s && document.activeElement !== s) s.value = row.start;
-      if (e && document.activeElement !== e) e.value = row.end;
+      if (s && document.activeElement !== s) s.value = fieldTime(row.start);
+      if (e && document.activeElement !== e) e.value = fieldTime(row.end);
     }
     this.afterRender();
   }
 
   timeInput(row, side, n) {
     const input = h("input", {
-      type: "number", step: "0.01", min: "0", class: `time ${side}`, value: row[side] ?? "",
-      "aria-label": `Segment ${n} ${side}`, title: `${side === "start" ? "Start" : "End"} in seconds of the recording`,
+      type: "text", inputmode: "decimal", autocomplete: "off", class: `time ${side}`, value: fieldTime(row[side]),
+      "aria-label": `Segment ${n} ${side}`, title: `${side === "start" ? "Start" : "End"} in the recording, m:ss.cc (seconds work too)`,
     });
     input.addEventListener("change", () => {
-      const value = num(input.value);
+      const value = parseTime(input.value);
       if (value === null) {
         input.setAttribute("aria-invalid", "true");
         return;
@@ -166,6 +166,7 @@ export class SegmentEditor extends ListEditor {
       input.setAttribute("aria-invalid", "false");
       this.snapshot(`edit the ${side} of segment ${this.indexOfId(row._id) + 1}`);
       this.moveBoundary(this.indexOfId(row._id), side, round3(value));
+      input.value = fieldTime(row[side]);
     });
     input.addEventListener("focus", () => this.select(this.indexOfId(row._id)));
     return input;

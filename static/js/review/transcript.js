@@ -1,7 +1,7 @@
 // transcript_correction: fix the code-switched transcript sentence by sentence (text, start,
 // end), split and merge sentences, insert a missed one, delete a false one. Translations,
 // flags and language overrides travel with the sentences through split and merge.
-import { h, num, round3, autoGrow, autoGrowAll, fmtTime } from "./dom.js";
+import { h, num, round3, autoGrow, autoGrowAll, fmtTime, fieldTime, parseTime } from "./dom.js";
 import { ListEditor } from "./list.js";
 import { alignedWords, flagText, mergeSentences, newSentence, splitOffset, splitSentence, splitTime } from "./sentences.js";
 import { pickWord, rowWords, showWords, toggleWordLanguage, tokenAt, wordKey, renderDiff, pct } from "./words.js";
@@ -123,8 +123,8 @@ export class TranscriptEditor extends ListEditor {
 
   timeInput(row, side, n) {
     const input = h("input", {
-      type: "number", step: "0.01", min: "0", class: `time ${side}`, value: row[side] ?? "",
-      "aria-label": `Sentence ${n} ${side}`, title: `${side === "start" ? "Start" : "End"} in seconds of the recording (${this.ctx.keysFor(side === "start" ? "setStart" : "setEnd")} sets it to the playhead)`,
+      type: "text", inputmode: "decimal", autocomplete: "off", class: `time ${side}`, value: fieldTime(row[side]),
+      "aria-label": `Sentence ${n} ${side}`, title: `${side === "start" ? "Start" : "End"} in the recording, m:ss.cc (seconds work too; ${this.ctx.keysFor(side === "start" ? "setStart" : "setEnd")} sets it to the playhead)`,
     });
     if (this.estimated.has(row._id)) {
       input.classList.add("estimate");
@@ -140,12 +140,15 @@ export class TranscriptEditor extends ListEditor {
       }
       this.estimated.delete(row._id);
       input.classList.remove("estimate");
-      const value = num(input.value);
+      const value = parseTime(input.value);
       row[side] = value === null ? input.value : round3(value);
       input.setAttribute("aria-invalid", value === null ? "true" : "false");
       this.afterTimeEdit(row);
     });
-    input.addEventListener("change", () => this.resortIfNeeded(row, input));
+    input.addEventListener("change", () => {
+      input.value = fieldTime(row[side]);
+      this.resortIfNeeded(row, input);
+    });
     input.addEventListener("focus", () => this.select(this.indexOfId(row._id)));
     return input;
   }
@@ -319,7 +322,7 @@ export class TranscriptEditor extends ListEditor {
     this.snapshot(`set the ${side} of sentence ${index + 1}`);
     row[side] = round3(this.player.now());
     const input = this.rowEls.get(row._id)?.querySelector(`input.${side}`);
-    if (input) input.value = row[side];
+    if (input) input.value = fieldTime(row[side]);
     this.afterTimeEdit(row);
     this.ctx.announce(`Sentence ${index + 1} ${side} set to ${fmtTime(row[side], 2)}.`);
   }
@@ -337,8 +340,8 @@ export class TranscriptEditor extends ListEditor {
     row.end = round3(this.player.toRecording(region.end));
     const li = this.rowEls.get(row._id);
     if (li) {
-      li.querySelector("input.start").value = row.start;
-      li.querySelector("input.end").value = row.end;
+      li.querySelector("input.start").value = fieldTime(row.start);
+      li.querySelector("input.end").value = fieldTime(row.end);
       li.querySelector(".len").textContent = this.lengthText(row);
     }
     if (done) {
