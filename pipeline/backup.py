@@ -61,8 +61,12 @@ def backup_dir() -> Path:
     return Path(config.get("BACKUP_DIR") or Path(config["DATA_ROOT"]) / "db_sync").resolve()
 
 
+# Tables made from the others (core/tallies.py): not backed up; a restore recounts them.
+DERIVED = frozenset({"review_tallies"})
+
+
 def tables() -> list[sa.Table]:
-    return list(db.metadata.sorted_tables)
+    return [t for t in db.metadata.sorted_tables if t.name not in DERIVED]
 
 
 def key_column(table: sa.Table) -> sa.Column:

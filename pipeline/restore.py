@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ra_app.core import tallies
 from ra_app.core.clock import as_utc
 from ra_app.extensions import db
 
@@ -188,6 +189,9 @@ def restore(*, force: bool = False, dry_run: bool = False, src_dir: Path | None 
             transaction.rollback()
         else:
             transaction.commit()
+    if not dry_run:
+        tallies.rebuild()  # derived from what was just restored (backup.DERIVED)
+        db.session.commit()
     return report
 
 

@@ -42,6 +42,9 @@ def test_a_key_is_written_one_way(typed, written):
         ("K", "would type into the text"),
         ("Shift+K", "would type into the text"),
         ("Space", "would type into the text"),
+        ("Ctrl+E", "edits text"),  # macOS: the end of the line
+        ("Ctrl+W", "belongs to the browser"),
+        ("Ctrl+Alt+K", "AltGr"),
         ("Hyper+K", "is not Ctrl, Alt or Shift"),
         ("Alt+Banana", "is not a key"),
         ("", "is empty"),
@@ -57,6 +60,7 @@ def test_bindings_keep_only_changes_and_refuse_one_key_for_two_actions():
         "playPause": ["F8", "Ctrl+Space"]
     }
     assert keys.parse_bindings({"playPause": "Esc, ctrl+space"}) == {}  # the defaults
+    assert keys.parse_bindings({"slower": "Alt+,, F3"}) == {"slower": ["Alt+,", "F3"]}
     with pytest.raises(keys.BadBinding, match="“F1” is given to both “Play / pause” and “Back"):
         keys.parse_bindings({"playPause": "F1"})
     # Actions of different task types may share a key: never on one page together.

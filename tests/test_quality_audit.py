@@ -20,6 +20,7 @@ from ra_app.core.models import (
 )
 from ra_app.core.revisions import latest_transcript, write_revisions
 from ra_app.extensions import db
+from ra_app.review import reports
 from ra_app.review.work import decide, submit
 
 from .conftest import csrf_token_from
@@ -218,10 +219,19 @@ def test_quality_report_matches_sql(app, people, tmp_path):
         assert q2.second_reviews == 4 and overall.second_reviews == 4
         assert overall.tasks_done == 3  # the rejected one is back with its author
 
-        # Resubmitted, it counts again; the running tallies equal a recount from scratch.
+        # The rejected task changes hands (its author gives it back; the other reviewer
+        # takes it and submits): the reject stays on its author's record, the task done is
+        # the other's; the running tallies equal a recount from scratch.
         again = claim(r1.id)
-        submit(again, author, {"sentences": current_rows(again.sample_id)})
-        assert quality.report(batch.id)[0].tasks_done == 4
+        reports.report(again, author, {"kind": "skip", "reason": "bận việc khác"})
+        taken = claim(r2.id)
+        assert taken.id == again.id
+        submit(taken, db.session.get(User, r2.id), {"sentences": current_rows(taken.sample_id)})
+        overall, rows = quality.report(batch.id)
+        assert overall.tasks_done == 4
+        by_email = dict((u.email, q) for u, q in rows)
+        assert by_email["r1@example.com"].decisions["reject"] == 1
+        assert by_email["r2@example.com"].tasks_done == 1
         running = tally_rows()
         tallies.rebuild()
         assert tally_rows() == running

@@ -165,3 +165,45 @@ def test_an_unusable_recording_is_missing_from_the_next_export(app, runner, revi
     manifest = (snapshot_folder(result) / "manifest.jsonl").read_text().splitlines()
     exported = {json.loads(line)["sample_id"] for line in manifest}
     assert exported == {str(kept)} and str(dropped_id) not in exported
+
+
+def test_a_second_review_given_back_is_not_handed_back(app, make_user, reviewer, tmp_path):
+    other = make_user("other@example.org")
+    pool_task(app, tmp_path)
+    with app.app_context():
+        from ra_app.review.staging import send_to_second_review
+
+        author = claim(reviewer.id)
+        author.status = AssignmentStatus.SUBMITTED
+        review = send_to_second_review(author)
+        db.session.commit()
+        review_id = str(review.id)
+        assert str(claim(other.id).id) == review_id
+    browser, token = signed_in(app, other.email)
+    body = {"kind": "skip", "reason": "tôi không nghe rõ"}
+    assert post_json(browser, f"/tasks/{review_id}/report", body, token).status_code == 200
+    with app.app_context():
+        assert claim(other.id) is None  # nothing else, and not that one again
+
+
+def test_a_gold_task_reported_is_withdrawn_alone(app, reviewer, admin, tmp_path):
+    """A hidden gold task never takes its real recording out of the corpus, nor goes to the
+    pool; its reviewer is answered as for any task (gold stays hidden)."""
+    sample_id = pool_task(app, tmp_path)
+    with app.app_context():
+        task = claim(reviewer.id)
+        task.is_gold = True
+        db.session.commit()
+        task_id, state = str(task.id), db.session.get(Sample, sample_id).processing_state
+    client, token = signed_in(app, reviewer.email)
+    body = {"kind": "unusable", "reason": "no_speech"}
+    answer = post_json(client, f"/tasks/{task_id}/report", body, token)
+    assert answer.status_code == 200 and answer.get_json()["reported"] == "unusable"
+    with app.app_context():
+        assert db.session.get(Sample, sample_id).processing_state is state
+        assert db.session.get(Assignment, task_id).status is AssignmentStatus.WITHDRAWN
+        report_id = db.session.scalar(sa.select(Report.id))
+    admin_client, admin_token = signed_in(app, admin.email)
+    admin_client.post(f"/admin/reports/{report_id}/reverse", data={"csrf_token": admin_token})
+    with app.app_context():
+        assert db.session.get(Assignment, task_id).status is AssignmentStatus.PENDING

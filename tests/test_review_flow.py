@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -388,4 +389,11 @@ def test_queue_shows_what_start_next_gives(app, client, auth, reviewer, tmp_path
     # The task it gave is held: the queue offers to continue it, and lists it as the reviewer's.
     assert "Continue translation review" in page and "<progress" in page
     assert answer.location.endswith(re.search(r'href="(/tasks/[^"]+)">Open', page).group(1))
+    # Its lease runs out: the queue counts it as waiting again, as Start next would.
+    with app.app_context():
+        held = db.session.get(Assignment, answer.location.rsplit("/", 1)[1])
+        held.lease_expires_at = held.lease_expires_at - timedelta(days=1)
+        db.session.commit()
+    page = client.get("/").get_data(as_text=True)
+    assert waiting_line(page, "translation_review").startswith("Translation review 3 (3 in")
     assert TranscriptRevision and TranslationRevision  # imported for the models' mapping

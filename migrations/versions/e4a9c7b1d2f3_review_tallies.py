@@ -7,6 +7,8 @@ Create Date: 2026-11-30 00:20:00
 - `review_tallies`: per (batch, reviewer) sums and counts kept as work is submitted and
   decided (ra_app/core/tallies.py), filled here from the tasks, revisions and decisions
   there are.
+- review_decisions.author_id: whose work a second review decided, kept with the decision
+  (the task can change hands after a rejection); filled from the task's reviewer.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -34,6 +36,14 @@ def upsert(columns, select):
 
 
 def upgrade():
+    with op.batch_alter_table('review_decisions') as batch:
+        batch.add_column(sa.Column('author_id', sa.Integer(), nullable=True))
+        batch.create_foreign_key('fk_review_decisions_author_id_users', 'users',
+                                 ['author_id'], ['id'])
+    # Whose work each second review decided: the task's reviewer now (the best known).
+    op.execute('UPDATE review_decisions SET author_id = (SELECT o.reviewer_id '
+               'FROM assignments rv JOIN assignments o ON o.id = rv.review_of_id '
+               'WHERE rv.id = review_decisions.assignment_id)')
     op.create_table('review_tallies',
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('reviewer_id', sa.Integer(), nullable=False),
@@ -60,11 +70,10 @@ def upgrade():
                    ', coalesce(sum(d.wer), 0), coalesce(sum(d.cer), 0), count(d.wer), '
                    'coalesce(sum(d.boundary_diff_s), 0), count(d.boundary_diff_s)')
         upsert([decision, *agreement],
-               f"SELECT coalesce(rv.batch_id, 0), o.reviewer_id, count(*){figures} "
+               f"SELECT coalesce(rv.batch_id, 0), d.author_id, count(*){figures} "
                f"FROM review_decisions d JOIN assignments rv ON rv.id = d.assignment_id "
-               f"JOIN assignments o ON o.id = rv.review_of_id "
-               f"WHERE d.decision = '{decision}' AND o.reviewer_id IS NOT NULL "
-               f"GROUP BY coalesce(rv.batch_id, 0), o.reviewer_id")
+               f"WHERE d.decision = '{decision}' AND d.author_id IS NOT NULL "
+               f"GROUP BY coalesce(rv.batch_id, 0), d.author_id")
     upsert(['second_reviews'],
            "SELECT coalesce(rv.batch_id, 0), d.reviewer_id, count(*) FROM review_decisions d "
            "JOIN assignments rv ON rv.id = d.assignment_id WHERE rv.review_of_id IS NOT NULL "
@@ -77,3 +86,6 @@ def upgrade():
 
 def downgrade():
     op.drop_table('review_tallies')
+    with op.batch_alter_table('review_decisions') as batch:
+        batch.drop_constraint('fk_review_decisions_author_id_users', type_='foreignkey')
+        batch.drop_column('author_id')

@@ -534,6 +534,8 @@ class ReviewDecision(db.Model):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     assignment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("assignments.id"), index=True)
     reviewer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    # A second review's decision: whose work it decided (the task may change hands later).
+    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     decision: Mapped[Decision] = mapped_column(enum_type(Decision, "review_decision"))
     comment: Mapped[str | None] = mapped_column(sa.Text)
     transcript_revision_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -9,7 +9,8 @@ What is counted, and where the count moves:
 - edit WER/CER: the machine draft against each transcript revision a first-pass submit
   writes (sums and a count, for means).
 - approve / approve_minor / approve_major / reject and agreement (WER/CER, boundary shift):
-  second reviewers' decisions on this reviewer's work; second_reviews: decisions they made.
+  second reviewers' decisions on this reviewer's work (its author when decided:
+  review_decisions.author_id); second_reviews: decisions they made.
 - gold: hidden gold tasks answered, and the sum of their scores.
 
 `rebuild()` recounts them all from the tasks, revisions and decisions (`flask quality
@@ -138,10 +139,11 @@ def rebuild() -> int:
         changes[(b, uid)] |= {"edit_wer_sum": wer or 0.0, "edit_cer_sum": cer or 0.0, "edit_n": n}
     review, original = aliased(Assignment), aliased(Assignment)
     review_batch = sa.func.coalesce(review.batch_id, 0)
+    author = sa.func.coalesce(ReviewDecision.author_id, original.reviewer_id)
     for b, uid, decision, n, wer, cer, n_text, shift, n_shift in db.session.execute(
         sa.select(
             review_batch,
-            original.reviewer_id,
+            author,
             ReviewDecision.decision,
             sa.func.count(),
             sa.func.sum(ReviewDecision.wer),
@@ -152,7 +154,7 @@ def rebuild() -> int:
         )
         .join(review, review.id == ReviewDecision.assignment_id)
         .join(original, original.id == review.review_of_id)
-        .group_by(review_batch, original.reviewer_id, ReviewDecision.decision)
+        .group_by(review_batch, author, ReviewDecision.decision)
     ):
         if decision not in DECIDED:
             continue

@@ -90,12 +90,18 @@ def release_expired_leases() -> int:
     """Tasks whose reviewer went quiet return to the pool (or to their assigned reviewer's
     pending list); drafts stay with the task, so nothing typed is lost, and the reviewer's
     next save is told what happened (`lease_lost_by_id`)."""
+    expired = sa.select(Assignment.id).where(
+        Assignment.status == AssignmentStatus.IN_PROGRESS,
+        Assignment.lease_expires_at < db_now(),
+    )
+    if db.engine.dialect.name == "postgresql":
+        # A task a request holds right now (a save, a report withdrawing a recording's
+        # tasks) is left for the next release: never two multi-row updates waiting on
+        # each other's rows.
+        expired = expired.with_for_update(skip_locked=True)
     result = db.session.execute(
         sa.update(Assignment)
-        .where(
-            Assignment.status == AssignmentStatus.IN_PROGRESS,
-            Assignment.lease_expires_at < db_now(),
-        )
+        .where(Assignment.id.in_(expired))
         .values(
             status=AssignmentStatus.PENDING,
             lease_expires_at=None,
@@ -177,7 +183,8 @@ def _sources(user: User) -> dict[str, sa.Select]:
                 sa.or_(
                     Assignment.batch_id.is_(None),
                     Assignment.batch_id.in_(active if user.is_admin else pools),
-                )
+                ),
+                ~skipped_by(user.id),
             ),
             **sources,
         }

@@ -10,6 +10,7 @@ so it must not be one that moves the caret, selects or deletes there.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 ALL = ("transcript_correction", "translation_review", "audio_segmentation")
@@ -122,6 +123,11 @@ TEXT_EDITING = {
 # Alt+↑/↓ move between sentences by default: on macOS Option+↑/↓ jumps to the start or end
 # of the field, which one-line fields do not need.
 TEXT_EDITING -= {"Alt+↑", "Alt+↓"}
+# The page reads Ctrl as Ctrl or ⌘, so Ctrl+letter is also macOS's own Ctrl+letter, which
+# edits text there (Emacs keys: start and end of line, delete, transpose, …).
+TEXT_EDITING |= {f"Ctrl+{k}" for k in "ABDEFHKNOPT"}
+# What the browser keeps for itself (a page cannot take them: Ctrl+W would close the tab).
+BROWSER = {"Ctrl+W", "Ctrl+T", "Ctrl+N", "Ctrl+Shift+W", "Ctrl+Shift+T", "Ctrl+Shift+N", "Ctrl+Q"}
 
 
 class BadBinding(ValueError):
@@ -152,6 +158,11 @@ def normalize(spec: str) -> str:
     written = "+".join([*(m for m in MODIFIERS if m in chosen), key])
     if written in TEXT_EDITING:
         raise BadBinding(f"“{written}” edits text inside a field (caret, selection or deletion)")
+    if written in BROWSER:
+        raise BadBinding(f"“{written}” belongs to the browser; a page cannot use it")
+    if {"Ctrl", "Alt"} <= chosen:
+        # AltGr arrives as Ctrl+Alt on Windows: it types @, € or [ on many keyboards.
+        raise BadBinding(f"“{written}”: Ctrl+Alt is AltGr on many keyboards (it types @, €…)")
     if not chosen & {"Ctrl", "Alt"} and key not in (*FUNCTION, "Esc"):
         raise BadBinding(f"“{written}” would type into the text; add Ctrl or Alt")
     return written
@@ -171,7 +182,8 @@ def parse_bindings(wanted: dict[str, str]) -> dict[str, list[str]]:
     for action in ACTIONS:
         text = (wanted.get(action.id) or "").strip()
         specs = []
-        for spec in filter(None, (s.strip() for s in text.split(","))):
+        # Combinations are separated by a comma and a space, so "Alt+," stays one.
+        for spec in filter(None, (s.strip() for s in re.split(r",\s+", text))):
             try:
                 specs.append(normalize(spec))
             except BadBinding as error:

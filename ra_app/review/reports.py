@@ -56,7 +56,14 @@ def report(task: Assignment, user: User, payload: dict) -> dict:
         reason=reason,
         comment=(body.comment or "").strip() or None,
     )
-    if kind is ReportKind.SKIP:
+    if task.is_gold:
+        # A hidden gold task (review/gold.py) is withdrawn alone, whatever the report says:
+        # it must not reach another reviewer twice nor take the real recording along, and
+        # its reviewer must not learn that it is gold.
+        task.status = AssignmentStatus.WITHDRAWN
+        task.lease_expires_at = None
+        withdrawn = 1
+    elif kind is ReportKind.SKIP:
         give_back(task)
     else:
         sample = db.session.scalar(
@@ -119,7 +126,10 @@ def reverse(report_id: int, admin: User) -> Report:
         raise LookupError(report_id)
     if entry.reversed_at is not None:
         raise AlreadyReversed("This report was already reversed.")
-    if entry.kind is ReportKind.UNUSABLE:
+    gold = db.session.get(Assignment, entry.assignment_id)
+    if gold.is_gold and gold.status is AssignmentStatus.WITHDRAWN:
+        gold.status = AssignmentStatus.PENDING
+    elif entry.kind is ReportKind.UNUSABLE:
         sample = db.session.scalar(
             sa.select(Sample).where(Sample.id == entry.sample_id).with_for_update()
         )

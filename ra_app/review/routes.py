@@ -16,7 +16,13 @@ from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.models import Assignment, TaskType
-from ..core.tasks import claim_next, current_task, reopen_returned, waiting_for
+from ..core.tasks import (
+    claim_next,
+    current_task,
+    release_expired_leases,
+    reopen_returned,
+    waiting_for,
+)
 from ..extensions import db
 from . import bp, keys, media, preferences, reports
 from .drafts import lock_task, save_draft, touch
@@ -35,6 +41,9 @@ VENDOR = {
 
 @bp.route("/")
 def home():
+    # Tasks whose lease ran out are waiting again: counted, as "Start next" would find them.
+    release_expired_leases()
+    db.session.commit()
     waiting = waiting_for(current_user)
     return render_template(
         "review/queue.html",

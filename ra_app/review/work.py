@@ -192,7 +192,7 @@ def decide(task: Assignment, user: User, payload: dict) -> dict:
             )
         record = approve_changes(task, original, sample, user, body, decision)
         original.status = AssignmentStatus.APPROVED
-    close(task, user, decision, comment=comment, **record)
+    close(task, user, decision, comment=comment, author_id=original.reviewer_id, **record)
     tallies.decided(task, original, user.id, decision, record)
     finish_sample_if_done(sample, task.task_type)
     db.session.commit()

@@ -2,10 +2,15 @@
 // reviewer never has to know how a key is written. The server checks what is sent.
 import { specOf } from "./keys.js";
 
+let recording = null; // the one box waiting for keys: {button, stop}
+
 for (const button of document.querySelectorAll(".record-key")) {
   const input = document.getElementById(button.dataset.for);
+  const label = button.textContent;
   button.addEventListener("click", () => {
-    const label = button.textContent;
+    const again = recording?.button === button;
+    recording?.stop();
+    if (again) return; // a second click on the same button stops recording
     button.textContent = "Press keys…";
     button.setAttribute("aria-pressed", "true");
     const take = (event) => {
@@ -13,12 +18,17 @@ for (const button of document.querySelectorAll(".record-key")) {
       if (!spec) return; // a modifier on its own: wait for the key
       event.preventDefault();
       event.stopPropagation();
-      window.removeEventListener("keydown", take, true);
       input.value = spec;
-      button.textContent = label;
-      button.removeAttribute("aria-pressed");
+      stop();
       input.focus();
     };
+    const stop = () => {
+      window.removeEventListener("keydown", take, true);
+      button.textContent = label;
+      button.removeAttribute("aria-pressed");
+      recording = null;
+    };
     window.addEventListener("keydown", take, true);
+    recording = { button, stop };
   });
 }

@@ -204,13 +204,15 @@ export class RowRegions {
       Object.assign(this.strip.style, { position: "absolute", left: "0", bottom: "0", height: `${STRIP_PX}px`, pointerEvents: "none", zIndex: "3" });
       wrapper.appendChild(this.strip);
     }
-    const width = Math.min(32000, wrapper.scrollWidth || wrapper.clientWidth);
-    const ratio = window.devicePixelRatio || 1;
+    const width = wrapper.scrollWidth || wrapper.clientWidth;
+    // The canvas may hold fewer pixels than it covers (browsers cap a canvas's size): it is
+    // drawn at its own scale and stretched over the whole waveform.
+    const scale = Math.min(window.devicePixelRatio || 1, 32000 / width);
     this.strip.style.width = `${width}px`;
-    this.strip.width = Math.round(width * ratio);
-    this.strip.height = Math.round(STRIP_PX * ratio);
+    this.strip.width = Math.max(1, Math.round(width * scale));
+    this.strip.height = Math.round(STRIP_PX * scale);
     const g = this.strip.getContext("2d");
-    g.scale(ratio, ratio);
+    g.scale(scale, scale);
     const px = width / this.player.duration;
     this.editor.items.forEach((row, index) => {
       const s = this.player.toPlayer(num(row.start) ?? NaN);

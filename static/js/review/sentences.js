@@ -13,9 +13,11 @@ function overridesFor(text, overrides) {
 // stays with its clause.
 export function splitOffset(text, caret) {
   if (caret !== null && caret > 0 && caret < text.length) {
+    if (/\s/u.test(text[caret - 1])) return caret; // before a word (or an opening quote)
     let at = caret;
     while (at < text.length && /[,.;:!?…)\]"”’]/u.test(text[at])) at += 1;
-    return at;
+    // Punctuation that ends the text stays there: a split needs words on both sides.
+    return text.slice(at).trim() ? at : caret;
   }
   const mid = text.length / 2;
   const spaces = [...text.matchAll(/\s+/g)].map((m) => m.index);

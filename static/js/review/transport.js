@@ -2,6 +2,7 @@
 // resume, loop the current sentence, speed and zoom. Bound to the player once it exists
 // (`ctx.player`); every function is a no-op before that.
 import { SPEED_MIN, SPEED_MAX } from "./player.js";
+import { num } from "./dom.js";
 
 /** `env`: ctx (with .player once it starts), ui (play, loop, speed, speedOut, zoom,
  * waveform), editor, settings ({rewind_s}), noun ("sentence" or "segment"), toast. */
@@ -42,9 +43,9 @@ export function createTransport({ ctx, ui, editor, settings, noun, toast }) {
     const index = editor.currentIndex();
     const row = editor.items[index];
     loopId = row?._id || null;
-    if (row) {
+    if (row && num(row.start) !== null) {
       editor.select(index);
-      ctx.player?.playRange(Number(row.start));
+      ctx.player?.playRange(num(row.start));
     }
     toast(`Loop on: ${noun} ${index + 1} repeats until you switch it off.`);
   }
@@ -53,9 +54,9 @@ export function createTransport({ ctx, ui, editor, settings, noun, toast }) {
   function onTime(t, playing) {
     if (!looping || !playing) return;
     const row = loopRow();
-    const start = Number(row?.start);
-    const end = Number(row?.end);
-    if (!(Number.isFinite(start) && Number.isFinite(end) && end > start)) return;
+    const start = num(row?.start);
+    const end = num(row?.end);
+    if (start === null || end === null || end <= start) return; // a time being typed
     if (t >= end - 0.03 || t < start - 0.5) ctx.player.seek(start);
   }
   function onPause() {
