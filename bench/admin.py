@@ -1,6 +1,8 @@
 """Admin pages at factory scale: the dashboards and the batch builder with 100,000 samples,
 1,000,000 job runs and 200,000 transcript revisions in Postgres.
 
+Long module: a benchmark script read top to bottom (the seed SQL, the requests, the plans).
+
     .venv/bin/python -m bench.admin [--samples 100000] [--runs 1000000] [--requests 30]
 
 Setup (a throwaway database made with the migrations, dropped afterwards), written by SQL

@@ -101,6 +101,16 @@ def test_transport_keys_work_in_text_and_leave_editing_alone(page, live_server, 
     task.wait_audio("Math.abs(audio.playbackRate - 0.9) < 1e-6")
     expect(page.locator("#speed-out")).to_have_text("0.90×")
 
+    # Outside any text field the same keys do the same.
+    page.evaluate("() => document.activeElement.blur()")
+    task.press("F2")
+    page.wait_for_function(f"() => Math.abs({playhead} - {max(0.0, before - 2) + 6}) < 0.05")
+    task.press("Escape")
+    task.wait_audio("!audio.paused")
+    task.press("Escape")
+    task.wait_audio("audio.paused")
+    field.click()
+
     # Ctrl+←/→ move the caret a word inside text, and the playhead stays where it is.
     at = page.evaluate(f"() => {playhead}")
     watch_keys(field)

@@ -1,6 +1,10 @@
 // transcript_correction: fix the code-switched transcript sentence by sentence (text, start,
 // end), split and merge sentences, insert a missed one, delete a false one. Translations,
 // flags and language overrides travel with the sentences through split and merge.
+//
+// Long module: one class, the transcript editor; its row drawing, its words and its
+// structural edits all work on the same rows and the same caret, so they stay together
+// (what a split or merge does to a sentence's fields is in sentences.js).
 import { h, num, round3, autoGrow, autoGrowAll, fmtTime, fieldTime, parseTime } from "./dom.js";
 import { ListEditor } from "./list.js";
 import { alignedWords, flagText, mergeSentences, newSentence, splitOffset, splitSentence, splitTime } from "./sentences.js";
