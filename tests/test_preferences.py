@@ -80,7 +80,7 @@ def test_preferences_form_round_trip():
         "rewind_s": 0.0,
         "keys": {"loop": ["Alt+Shift+O"]},
     }
-    with pytest.raises(keys.BadBinding, match="from 0 to 5") as refused:
+    with pytest.raises(preferences.Refused, match="from 0 to 5") as refused:
         preferences.parse({"after_submit": "elsewhere", "rewind_s": "9", "key-back": "Ctrl+←"})
     assert "your next task or your queue" in str(refused.value)
     assert "“Ctrl+←” edits text" in str(refused.value)

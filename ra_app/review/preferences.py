@@ -31,9 +31,13 @@ def page_settings(user: User) -> dict:
     }
 
 
+class Refused(ValueError):
+    """The settings form had mistakes; the message names each."""
+
+
 def parse(form) -> dict:
     """The settings form as a preferences document (only what differs from the defaults),
-    or keys.BadBinding listing every problem."""
+    or Refused listing every problem."""
     problems = []
     after = form.get("after_submit", DEFAULTS["after_submit"])
     if after not in AFTER_SUBMIT:
@@ -51,6 +55,6 @@ def parse(form) -> dict:
         problems.append(str(error))
         bindings = {}
     if problems:
-        raise keys.BadBinding(" ".join(problems))
+        raise Refused(" ".join(problems))
     chosen = {"after_submit": after, "rewind_s": rewind, "keys": bindings}
     return {k: v for k, v in chosen.items() if v != DEFAULTS.get(k, {})}

@@ -207,7 +207,7 @@ def settings():
         form = request.form
         try:
             current_user.preferences = preferences.parse(form)
-        except keys.BadBinding as error:
+        except preferences.Refused as error:
             problem = str(error)
         else:
             db.session.commit()
