@@ -10,7 +10,7 @@ from .forms import LoginForm
 from .services import authenticate
 
 # Pages anyone may open; every other endpoint needs a signed-in user (see require_login).
-PUBLIC_ENDPOINTS = {"auth.login", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "ops.healthz", "ops.readyz"}
 
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
