@@ -184,6 +184,17 @@ def submit_and_next(replay: Replay, page, name: str, expect_url) -> float:
     return round(time.monotonic() - began, 2)
 
 
+def retype(replay: Replay, page, n: int, wrong: str, right: str) -> None:
+    """Alt+click the first word of `wrong` in sentence n (it is selected), extend the
+    selection word by word over the rest of it, and type `right` over it."""
+    field = page.get_by_label(f"Sentence {n} text", exact=True)
+    replay.click(*word_in_text(page, n, wrong.split()[0]), modifier="Alt")
+    replay.press_until(
+        field, "Control+Shift+ArrowRight", lambda s, e: field.input_value()[s:e] == wrong
+    )
+    replay.type(right)
+
+
 def transcript_task(replay: Replay, page) -> None:
     field = lambda n: page.get_by_label(f"Sentence {n} text", exact=True)  # noqa: E731
     before = rows_of(page)
@@ -196,16 +207,8 @@ def transcript_task(replay: Replay, page) -> None:
     replay.press("Alt+BracketRight")
     # Two words of sentence 1: each selected with Alt+click, extended, typed over.
     replay.action("fix 5 words in 4 sentences")
-    replay.click(*word_in_text(page, 1, "ri"), modifier="Alt")
-    replay.press_until(
-        field(1), "Control+Shift+ArrowRight", lambda s, e: field(1).input_value()[s:e] == "ri viu"
-    )
-    replay.type("review")
-    replay.click(*word_in_text(page, 1, "láp"), modifier="Alt")
-    replay.press_until(
-        field(1), "Control+Shift+ArrowRight", lambda s, e: field(1).input_value()[s:e] == "láp tóp"
-    )
-    replay.type("laptop")
+    retype(replay, page, 1, "ri viu", "review")
+    retype(replay, page, 1, "láp tóp", "laptop")
     assert field(1).input_value() == "Xin chào các bạn, hôm nay mình sẽ review cái laptop này."
 
     # Sentence 2: go to it (it plays) and start it 0.2 s later, by ear.
@@ -215,13 +218,7 @@ def transcript_task(replay: Replay, page) -> None:
     wait_audio_past(page, start_2)
     replay.press("Alt+BracketLeft")
     replay.action("fix 5 words in 4 sentences")
-    replay.click(*word_in_text(page, 2, "pơ"), modifier="Alt")
-    replay.press_until(
-        field(2),
-        "Control+Shift+ArrowRight",
-        lambda s, e: field(2).input_value()[s:e] == "pơ phóc mần",
-    )
-    replay.type("performance")
+    retype(replay, page, 2, "pơ phóc mần", "performance")
 
     # Split sentence 2 at its comma (a caret before the comma splits after it).
     replay.action("split 1 sentence")
@@ -244,13 +241,7 @@ def transcript_task(replay: Replay, page) -> None:
     replay.press("Alt+KeyM")
     page.get_by_label("Sentence 6 text", exact=True).wait_for(state="detached")
     replay.action("fix 5 words in 4 sentences")
-    replay.click(*word_in_text(page, 5, "sub"), modifier="Alt")
-    replay.press_until(
-        field(5),
-        "Control+Shift+ArrowRight",
-        lambda s, e: field(5).input_value()[s:e] == "sub cờ rai",
-    )
-    replay.type("subscribe")
+    retype(replay, page, 5, "sub cờ rai", "subscribe")
     assert field(5).input_value() == (
         "Nhưng mà giá hơi cao so với các bạn sinh viên. Nếu thấy video hay thì nhớ subscribe nhé."
     )

@@ -86,6 +86,11 @@ def lease_deadline(now=None):
     return (now or db_now()) + timedelta(seconds=current_app.config["REVIEW_LEASE_SECONDS"])
 
 
+# Where a task goes when its reviewer lets go of it: a task taken from the pool back to the
+# pool, an assigned one to its reviewer's pending list.
+HOLDER_AFTER_RELEASE = sa.case((Assignment.from_pool, None), else_=Assignment.reviewer_id)
+
+
 def release_expired_leases() -> int:
     """Tasks whose reviewer went quiet return to the pool (or to their assigned reviewer's
     pending list); drafts stay with the task, so nothing typed is lost, and the reviewer's
@@ -106,7 +111,7 @@ def release_expired_leases() -> int:
             status=AssignmentStatus.PENDING,
             lease_expires_at=None,
             lease_lost_by_id=Assignment.reviewer_id,
-            reviewer_id=sa.case((Assignment.from_pool, None), else_=Assignment.reviewer_id),
+            reviewer_id=HOLDER_AFTER_RELEASE,
             # What one reviewer heard does not let the next one approve.
             listened_fraction=sa.case(
                 (Assignment.from_pool, 0.0), else_=Assignment.listened_fraction

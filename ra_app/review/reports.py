@@ -27,7 +27,7 @@ from ..core.models import (
     User,
 )
 from ..core.states import ProcessingState, transition
-from ..core.tasks import OPEN
+from ..core.tasks import HOLDER_AFTER_RELEASE, OPEN
 from ..extensions import db
 from . import payloads
 from .drafts import record_listening, require_editable
@@ -143,7 +143,7 @@ def reverse(report_id: int, admin: User) -> Report:
                 )
                 .values(
                     status=AssignmentStatus.PENDING,
-                    reviewer_id=sa.case((Assignment.from_pool, None), else_=Assignment.reviewer_id),
+                    reviewer_id=HOLDER_AFTER_RELEASE,
                 )
                 .execution_options(synchronize_session=False)
             )
