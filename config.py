@@ -246,6 +246,13 @@ class Config:
     # message was lost with a broker that restarted empty), and queues the next stage of a
     # sample left waiting with nothing queued.
     OUTBOX_RESEND_AFTER_SECONDS = env_int("OUTBOX_RESEND_AFTER_SECONDS", 900)
+    # A worker not seen for this long (they stamp every 30 s) no longer counts as a consumer.
+    WORKER_SEEN_SECONDS = env_int("WORKER_SEEN_SECONDS", 120)
+    # `flask doctor`: the least free disk, the oldest last backup, the oldest unsent outbox
+    # message it accepts before it reports a failure.
+    DOCTOR_MIN_FREE_GB = env_float("DOCTOR_MIN_FREE_GB", 5.0)
+    DOCTOR_BACKUP_MAX_AGE_HOURS = env_float("DOCTOR_BACKUP_MAX_AGE_HOURS", 26.0)
+    DOCTOR_DISPATCH_LATE_SECONDS = env_int("DOCTOR_DISPATCH_LATE_SECONDS", 300)
 
 
 class DevConfig(Config):

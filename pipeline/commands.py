@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .cli import pipeline_cli, run_group
 from .demo import demo_command
+from .doctor import doctor_command
 from .gemini_cli import gemini_group, run_gemini, run_gemini_repair
 from .ingest_cli import ingest_cli
 from .post_review_cli import backup_cmd, export_cmd, restore_cmd, run_commands
@@ -23,4 +24,5 @@ COMMANDS = {
     "backup": backup_cmd,
     "restore": restore_cmd,
     "demo": demo_command,
+    "doctor": doctor_command,
 }

@@ -1,5 +1,5 @@
 """The `flask` command line of the app: its own groups (`flask users|quality`), and the pipeline's
-(`flask pipeline|ingest|gemini|export|backup|restore|demo`), which live in the `pipeline`
+(`flask pipeline|ingest|gemini|export|backup|restore|demo|doctor`), which live in the `pipeline`
 package and are imported by name only when one of them is listed or run. So creating the
 app (every web request's process) never loads stage code, and the web app does not import
 the pipeline."""
@@ -13,7 +13,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 PIPELINE_COMMANDS = "pipeline.commands"  # its COMMANDS: name -> click command
-PIPELINE_NAMES = ("pipeline", "ingest", "gemini", "export", "backup", "restore", "demo")
+PIPELINE_NAMES = ("pipeline", "ingest", "gemini", "export", "backup", "restore", "demo", "doctor")
 
 
 class AppCommands(AppGroup):

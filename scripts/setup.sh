@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Binary → Debian package. ffmpeg makes the audio, chromium runs the browser tests,
-# espeak-ng speaks the demo batch.
-declare -A NEEDED=([ffmpeg]=ffmpeg [ffprobe]=ffmpeg [chromium]=chromium [espeak-ng]=espeak-ng)
+# espeak-ng speaks the demo batch, systemd-analyze checks the rendered service units.
+declare -A NEEDED=([ffmpeg]=ffmpeg [ffprobe]=ffmpeg [chromium]=chromium [espeak-ng]=espeak-ng
+  [systemd-analyze]=systemd)
 missing=()
 for bin in "${!NEEDED[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${NEEDED[$bin]}")

@@ -10,7 +10,16 @@ from .forms import LoginForm
 from .services import authenticate
 
 # Pages anyone may open; every other endpoint needs a signed-in user (see require_login).
-PUBLIC_ENDPOINTS = {"auth.login", "static", "ops.healthz", "ops.readyz"}
+# The health checks and metrics answer probes and scrapers, which do not sign in; /metrics
+# has its own guard (ra_app/ops/metrics.py).
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "static",
+    "ops.healthz",
+    "ops.readyz",
+    "ops.readyz_queues",
+    "ops.metrics",
+}
 
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."

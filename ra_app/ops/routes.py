@@ -4,6 +4,7 @@ from flask import jsonify
 
 from . import bp
 from .checks import readiness
+from .queues import queue_health
 
 
 @bp.route("/healthz")
@@ -23,7 +24,25 @@ def readyz():
             check.name: {k: v for k, v in asdict(check).items() if k != "name"} for check in checks
         },
     }
+    return answer(body, ready)
+
+
+@bp.route("/readyz/queues")
+def readyz_queues():
+    """Per queue: how many workers consume it, the work waiting, when a task of it last
+    finished; 503 when work waits on a queue no worker consumes (worker names stay out of
+    an answer given without sign-in: `flask doctor` names them)."""
+    queues = queue_health()
+    ok = all(queue.ok for queue in queues)
+    body = {
+        "status": "ok" if ok else "stranded work",
+        "queues": {queue.name: queue.as_json() for queue in queues},
+    }
+    return answer(body, ok)
+
+
+def answer(body: dict, ok: bool):
     response = jsonify(body)
-    response.status_code = 200 if ready else 503
+    response.status_code = 200 if ok else 503
     response.cache_control.no_store = True
     return response
