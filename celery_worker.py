@@ -1,7 +1,21 @@
-"""Worker entry point: `celery -A celery_worker worker -Q io,cpu` (queues per host)."""
+"""Worker entry point: `celery -A celery_worker worker -Q io,cpu` (queues per host).
 
-import pipeline.tasks  # noqa: F401 - the tasks, and the signals a worker process connects
-from ra_app import create_app
+With WORKER_METRICS_PORT set, the worker serves its pool's metrics on that port; its pool
+processes count into PROMETHEUS_MULTIPROC_DIR, which must be known before the metrics are
+first imported (ra_app/core/metrics.py), hence here, first."""
+
+import os
+import tempfile
+
+if os.environ.get("WORKER_METRICS_PORT"):
+    folder = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR",
+        os.path.join(tempfile.gettempdir(), f"review-metrics-{os.environ['WORKER_METRICS_PORT']}"),
+    )
+    os.makedirs(folder, exist_ok=True)  # emptied when the worker starts (pipeline/workers.py)
+
+import pipeline.tasks  # noqa: E402,F401 - the tasks, and the signals a worker process connects
+from ra_app import create_app  # noqa: E402
 
 flask_app = create_app()
 celery_app = flask_app.extensions["celery"]

@@ -248,6 +248,10 @@ class Config:
     OUTBOX_RESEND_AFTER_SECONDS = env_int("OUTBOX_RESEND_AFTER_SECONDS", 900)
     # A worker not seen for this long (they stamp every 30 s) no longer counts as a consumer.
     WORKER_SEEN_SECONDS = env_int("WORKER_SEEN_SECONDS", 120)
+    # /metrics: scrapers send `Authorization: Bearer <METRICS_TOKEN>`; unset, loopback only.
+    METRICS_TOKEN = env("METRICS_TOKEN")
+    # A worker serves its pool's metrics on this port (unset: none); one port per worker.
+    WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0) or None
     # `flask doctor`: the least free disk, the oldest last backup, the oldest unsent outbox
     # message it accepts before it reports a failure.
     DOCTOR_MIN_FREE_GB = env_float("DOCTOR_MIN_FREE_GB", 5.0)

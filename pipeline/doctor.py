@@ -22,12 +22,12 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ra_app.core import health
 from ra_app.core.clock import as_utc, db_now
 from ra_app.core.outbox import backlog
+from ra_app.core.queue_health import queue_health
 from ra_app.core.queues import QUEUES
 from ra_app.extensions import db
-from ra_app.ops import checks
-from ra_app.ops.queues import queue_health
 
 from .backup import backup_dir, read_checkpoint
 
@@ -55,7 +55,7 @@ class Finding:
 
 def readiness_findings() -> list[Finding]:
     found = []
-    for check in checks.readiness():
+    for check in health.readiness():
         level = OK if check.ok else FAIL
         action = "" if check.ok else READINESS_ACTIONS[check.name]
         found.append(Finding(check.name, level, check.detail, action))

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from ra_app.core import metrics
 from ra_app.core.clock import as_utc, db_now
 from ra_app.core.models import FailureClass, JobRun, JobStatus
 from ra_app.extensions import db
@@ -139,6 +140,7 @@ def claim(
                     lease_expires_at=None,
                 )
             )
+            metrics.JOB_LEASE_EXPIRIES.labels(stage).inc()
         previous = conn.execute(
             sa.select(sa.func.count()).where(
                 job_runs.c.stage == stage, job_runs.c.subject == subject
@@ -205,11 +207,19 @@ def finish(
         }
         if sample_id is not None:
             values["sample_id"] = sample_id
-        conn.execute(
+        ended = conn.execute(
             job_runs.update()
             .where(job_runs.c.id == held.run_id, job_runs.c.status == JobStatus.RUNNING)
             .values(**values)
-        )
+            .returning(job_runs.c.started_at, job_runs.c.finished_at)
+        ).first()
+    if ended is not None:  # else the claim was taken over: the taker counts its own run
+        outcome = status.value
+        if failure_class is not None:
+            outcome += f"_{failure_class.value}"
+        metrics.JOB_RUNS.labels(held.stage, outcome).inc()
+        took = as_utc(ended.finished_at) - as_utc(ended.started_at)
+        metrics.STAGE_SECONDS.labels(held.stage).observe(max(took.total_seconds(), 0.0))
 
 
 def describe(error: BaseException) -> str:

@@ -5,11 +5,14 @@ consume, when they were last seen. The flow asks it whether anyone serves the gp
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import threading
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ra_app.core import metrics
 from ra_app.core.clock import db_now
 from ra_app.core.models import WorkerSeen
 from ra_app.extensions import db
@@ -66,6 +69,23 @@ def _on_ready(sender, **_):
     selected = app.amqp.queues.consume_from or app.amqp.queues
     _stamper = Stamper(app.flask_app, sender.hostname, list(selected))
     _stamper.thread.start()
+    port = app.flask_app.config.get("WORKER_METRICS_PORT")
+    if port:
+        metrics.serve_worker_metrics(port)
+        log.info("worker metrics on port %s", port)
+
+
+def _on_init(**_):
+    """Before the pool starts: counts left by an earlier run of this worker are gone with
+    it (Prometheus sees the restart as a counter reset, as it should)."""
+    folder = metrics.multiprocess_dir()
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+
+
+def _on_process_shutdown(**_):
+    metrics.forget_process(os.getpid())
 
 
 def _on_shutdown(**_):
@@ -74,7 +94,9 @@ def _on_shutdown(**_):
 
 
 def connect_signals() -> None:
-    from celery.signals import worker_ready, worker_shutdown
+    from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
 
+    worker_init.connect(_on_init, weak=False)
     worker_ready.connect(_on_ready, weak=False)
     worker_shutdown.connect(_on_shutdown, weak=False)
+    worker_process_shutdown.connect(_on_process_shutdown, weak=False)

@@ -8,6 +8,7 @@ from config import Config, config_from_env, engine_options
 
 from .commands import register_commands
 from .extensions import csrf, db, limiter, login_manager, migrate
+from .ops import register_observability
 from .security import configure_secret_key, register_security
 
 
@@ -34,6 +35,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     register_security(app)
     register_template_filters(app)
     register_blueprints(app)
+    register_observability(app)
     register_errorhandlers(app)
     register_commands(app)
     register_celery(app)

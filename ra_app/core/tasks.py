@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..extensions import db
+from . import metrics
 from .clock import db_now
 from .models import (
     Assignment,
@@ -119,6 +120,8 @@ def release_expired_leases() -> int:
         )
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount:
+        metrics.on_commit(metrics.TASK_LEASE_EXPIRIES, result.rowcount)
     return result.rowcount
 
 
@@ -321,6 +324,7 @@ def start(task: Assignment, user: User) -> None:
     task.lease_expires_at = lease_deadline(now)
     task.started_at = task.started_at or now
     task.claimed_at = now
+    metrics.on_commit(metrics.TASK_CLAIMS, task_type=task.task_type.value)
 
 
 def reopen_returned(task: Assignment, user: User) -> None:

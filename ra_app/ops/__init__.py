@@ -1,9 +1,15 @@
-"""Health for operators and load balancers: /healthz (the process answers) and /readyz (what
-the app needs to serve: database, schema, broker, storage). Both answer without sign-in and
-name no secret: a failed check says what failed and what kind of error, never a URL."""
+"""What operators and their tools read: /healthz (the process answers), /readyz (what the
+app needs to serve: database, schema, broker, storage), /readyz/queues (a consumer for each
+queue) and /metrics (Prometheus). None needs a sign-in and none names a secret: a failed
+check says what failed and what kind of error, never a URL."""
 
-from flask import Blueprint
+from flask import Blueprint, Flask
 
 bp = Blueprint("ops", __name__)
 
-from . import routes  # noqa: E402,F401
+from . import metrics, routes  # noqa: E402,F401
+
+
+def register_observability(app: Flask) -> None:
+    """Request timing for /metrics, and the logs' format and context (ra_app/ops/logs.py)."""
+    metrics.time_requests(app)

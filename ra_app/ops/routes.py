@@ -2,9 +2,9 @@ from dataclasses import asdict
 
 from flask import jsonify
 
+from ..core.health import readiness
+from ..core.queue_health import queue_health
 from . import bp
-from .checks import readiness
-from .queues import queue_health
 
 
 @bp.route("/healthz")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..core import scoring, tallies
+from ..core import metrics, scoring, tallies
 from ..core.clock import db_now
 from ..core.flow import advance
 from ..core.models import (
@@ -41,7 +41,7 @@ from ..extensions import db
 from . import gold, payloads, staging
 from .drafts import record_listening, require_editable
 from .errors import Invalid, NotEditable, NotHeard, Stale
-from .page import machine_rows, revision_rows, window_of
+from .page import audio_span, machine_rows, revision_rows, window_of
 from .rows import comparable, keep_newer_translations, translated_rows, validate_rows
 from .segments import submit_segments
 
@@ -83,6 +83,10 @@ def submit(task: Assignment, user: User, payload: dict) -> dict:
     if staging.needs_second_review(task, user):
         staging.send_to_second_review(task)
     finish_sample_if_done(sample, task.task_type)
+    heard_from, heard_to = audio_span(task)
+    metrics.on_commit(
+        metrics.REVIEWED_AUDIO_SECONDS, heard_to - heard_from, task_type=task.task_type.value
+    )
     db.session.commit()
     return {"submitted": True, **result}
 

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from ..core.clock import as_utc, db_now
-from ..core.models import JobRun, OutboxMessage, WorkerSeen
-from ..core.queues import QUEUES, STAGE_QUEUES
 from ..extensions import db
+from .clock import as_utc, db_now
+from .models import JobRun, OutboxMessage, WorkerSeen
+from .queues import QUEUES, STAGE_QUEUES
 
 
 @dataclass
