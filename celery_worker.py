@@ -14,8 +14,17 @@ if os.environ.get("WORKER_METRICS_PORT"):
     )
     os.makedirs(folder, exist_ok=True)  # emptied when the worker starts (pipeline/workers.py)
 
+from celery.signals import setup_logging  # noqa: E402
+
 import pipeline.tasks  # noqa: E402,F401 - the tasks, and the signals a worker process connects
 from ra_app import create_app  # noqa: E402
+from ra_app.core import logs  # noqa: E402
 
 flask_app = create_app()
 celery_app = flask_app.extensions["celery"]
+
+
+@setup_logging.connect
+def configure_logging(**_):
+    """The worker logs as the web does (ra_app/core/logs.py), not in Celery's own format."""
+    logs.configure(flask_app.config)

@@ -248,6 +248,9 @@ class Config:
     OUTBOX_RESEND_AFTER_SECONDS = env_int("OUTBOX_RESEND_AFTER_SECONDS", 900)
     # A worker not seen for this long (they stamp every 30 s) no longer counts as a consumer.
     WORKER_SEEN_SECONDS = env_int("WORKER_SEEN_SECONDS", 120)
+    # Logs: json (one object a line, for a log shipper) or text; unset = json in production.
+    LOG_FORMAT = env("LOG_FORMAT")
+    LOG_LEVEL = env("LOG_LEVEL", "INFO")
     # /metrics: scrapers send `Authorization: Bearer <METRICS_TOKEN>`; unset, loopback only.
     METRICS_TOKEN = env("METRICS_TOKEN")
     # A worker serves its pool's metrics on this port (unset: none); one port per worker.

@@ -2,22 +2,10 @@
 
 import multiprocessing
 import os
-import shutil
+import sys
 import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
-threads = int(os.environ.get("WEB_THREADS", "2"))
-worker_class = "gthread"  # threads keep audio Range streams from blocking page loads
-timeout = 60
-graceful_timeout = 30  # let in-flight saves finish on restart
-keepalive = 5
-accesslog = "-"
-errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info")
-# Query strings can hold nothing secret here, but keep the log to method, path and status.
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Metrics: every web process counts into files here and /metrics sums them (prometheus
 # client's multiprocess mode, see ra_app/core/metrics.py). Set before the app is imported.
@@ -25,12 +13,49 @@ metrics_dir = os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR",
     os.path.join(tempfile.gettempdir(), f"review-metrics-web-{bind.rsplit(':', 1)[-1]}"),
 )
+os.makedirs(metrics_dir, exist_ok=True)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the app, for the log format
+
+from ra_app.core.logs import gunicorn_formatter  # noqa: E402
+
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
+threads = int(os.environ.get("WEB_THREADS", "2"))
+worker_class = "gthread"  # threads keep audio Range streams from blocking page loads
+timeout = 60
+# On restart and on reload (HUP) a worker finishes its requests (in-flight saves) first.
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Method, path (never the query string) and status; the request id ties the line to the
+# app's own lines of that request (ra_app/core/logs.py).
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss request_id=%({x-request-id}o)s'
+# gunicorn's own lines in the app's format (JSON in production), secrets redacted.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"app": {"()": gunicorn_formatter}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "app",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": []},  # the app adds its own (ra_app/core/logs.py)
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def on_starting(server):
     """A fresh start counts from zero; a reload (HUP) keeps the counts."""
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    os.makedirs(metrics_dir, exist_ok=True)
+    for name in os.listdir(metrics_dir):
+        os.remove(os.path.join(metrics_dir, name))
 
 
 def child_exit(server, worker):

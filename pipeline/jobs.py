@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from ra_app.core import metrics
+from ra_app.core import logs, metrics
 from ra_app.core.clock import as_utc, db_now
 from ra_app.core.models import FailureClass, JobRun, JobStatus
 from ra_app.extensions import db
@@ -213,13 +213,18 @@ def finish(
             .values(**values)
             .returning(job_runs.c.started_at, job_runs.c.finished_at)
         ).first()
-    if ended is not None:  # else the claim was taken over: the taker counts its own run
-        outcome = status.value
-        if failure_class is not None:
-            outcome += f"_{failure_class.value}"
-        metrics.JOB_RUNS.labels(held.stage, outcome).inc()
-        took = as_utc(ended.finished_at) - as_utc(ended.started_at)
-        metrics.STAGE_SECONDS.labels(held.stage).observe(max(took.total_seconds(), 0.0))
+    if ended is None:  # the claim was taken over: the taker records and counts its own run
+        return
+    outcome = status.value
+    if failure_class is not None:
+        outcome += f"_{failure_class.value}"
+    took = max((as_utc(ended.finished_at) - as_utc(ended.started_at)).total_seconds(), 0.0)
+    metrics.JOB_RUNS.labels(held.stage, outcome).inc()
+    metrics.STAGE_SECONDS.labels(held.stage).observe(took)
+    with logs.bound(**({"sample_id": sample_id} if sample_id else {})):
+        ended_as = f"{held.stage} on {held.subject} {outcome} in {took:.1f} s"
+        level = logging.WARNING if error else logging.INFO
+        log.log(level, "%s (attempt %d)%s", ended_as, held.attempt, f": {error}" if error else "")
 
 
 def describe(error: BaseException) -> str:
@@ -271,7 +276,7 @@ def stage_run(
     keep_alive = KeepAlive(held, _lease(lease_s).total_seconds(), db.engine)
     token = _held.set(held)
     try:
-        with keep_alive:
+        with keep_alive, logs.bound(sample_id=sample_id or logs.context().get("sample_id")):
             yield run
     except BaseException as error:
         db.session.rollback()

@@ -12,7 +12,7 @@ import threading
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ra_app.core import metrics
+from ra_app.core import logs, metrics
 from ra_app.core.clock import db_now
 from ra_app.core.models import WorkerSeen
 from ra_app.extensions import db
@@ -88,13 +88,32 @@ def _on_process_shutdown(**_):
     metrics.forget_process(os.getpid())
 
 
+def _on_task_start(task_id=None, **_):
+    logs.clear()
+    logs.bind(task_id=task_id)
+
+
+def _on_task_end(**_):
+    logs.clear()
+
+
 def _on_shutdown(**_):
     if _stamper is not None:
         _stamper.stopped.set()
 
 
 def connect_signals() -> None:
-    from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
+    from celery.signals import (
+        task_postrun,
+        task_prerun,
+        worker_init,
+        worker_process_shutdown,
+        worker_ready,
+        worker_shutdown,
+    )
+
+    task_prerun.connect(_on_task_start, weak=False)
+    task_postrun.connect(_on_task_end, weak=False)
 
     worker_init.connect(_on_init, weak=False)
     worker_ready.connect(_on_ready, weak=False)

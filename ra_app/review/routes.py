@@ -15,6 +15,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..core import logs
 from ..core.models import Assignment, TaskType
 from ..core.tasks import (
     claim_next,
@@ -73,6 +74,7 @@ def load_task(task_id) -> Assignment:
         abort(404)
     if task.reviewer_id != current_user.id and not current_user.is_admin:
         abort(403)
+    logs.bind(sample_id=task.sample_id)
     return task
 
 
