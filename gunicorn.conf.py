@@ -1,8 +1,8 @@
 """gunicorn settings for production: `gunicorn -c gunicorn.conf.py "ra_app:create_app()"`."""
 
+import importlib.util
 import multiprocessing
 import os
-import sys
 import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
@@ -14,9 +14,25 @@ metrics_dir = os.environ.setdefault(
     os.path.join(tempfile.gettempdir(), f"review-metrics-web-{bind.rsplit(':', 1)[-1]}"),
 )
 os.makedirs(metrics_dir, exist_ok=True)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the app, for the log format
 
-from ra_app.core.logs import gunicorn_formatter  # noqa: E402
+
+def private_copy(name: str, filename: str):
+    """A module of the app loaded under a private name. The master must not import the app
+    itself: workers fork from it, and a reload (HUP) must give them the new release's code."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), filename)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_logs = private_copy("_review_logs", "ra_app/core/logs.py")
+_config = private_copy("_review_config", "config.py")
+
+
+def app_log_format():
+    return _logs.formatter_for(_logs.config_of(_config.config_from_env()))
+
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
 threads = int(os.environ.get("WEB_THREADS", "2"))
@@ -35,7 +51,7 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss request_id=%({x-requ
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"app": {"()": gunicorn_formatter}},
+    "formatters": {"app": {"()": app_log_format}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",
@@ -59,6 +75,6 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    from ra_app.core.metrics import forget_process
+    from prometheus_client import multiprocess  # not the app's module: see private_copy
 
-    forget_process(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)

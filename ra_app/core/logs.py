@@ -141,13 +141,6 @@ def configure(config, stream=None) -> None:
 
 
 def config_of(config_class) -> dict:
-    """A Config class's settings as the dict `configure` reads (gunicorn's own loggers are
-    set up before any app exists)."""
+    """A Config class's settings as the dict `configure` reads (gunicorn.conf.py: its own
+    lines are formatted before any app exists)."""
     return {name: getattr(config_class, name) for name in dir(config_class) if name.isupper()}
-
-
-def gunicorn_formatter() -> logging.Formatter:
-    """The formatter of gunicorn's error and access logs (gunicorn.conf.py)."""
-    from config import config_from_env
-
-    return formatter_for(config_of(config_from_env()))
