@@ -12,7 +12,7 @@ Methods (DENOISE_METHOD):
   overlap-add) runs over blocks of frames with enough neighbouring frames for the smoothing,
   so the result does not depend on the block size and memory stays flat however long the
   file is.
-* ``deepfilternet`` (queue `gpu`, task `pipeline.denoise_gpu`): DeepFilterNet3 from
+* ``deepfilternet`` (queue `gpu_denoise`, task `pipeline.denoise_gpu`): DeepFilterNet3 from
   `requirements-gpu-denoise.txt`, in its own environment (it pins numpy<2, which WhisperX's
   environment cannot have). Imported lazily, loaded once per worker process from
   DENOISE_MODEL_DIR; a host without it refuses with a TransientError. The master is
@@ -160,7 +160,8 @@ def load_deepfilternet(config) -> tuple:
         from df.enhance import enhance, init_df
     except ImportError as error:
         raise TransientError(
-            NEEDS_GPU, "run `celery -A celery_worker worker -Q gpu -c 1` in that environment"
+            NEEDS_GPU,
+            "run `celery -A celery_worker worker -Q gpu_denoise -c 1` in that environment",
         ) from error
     model_dir = config["DENOISE_MODEL_DIR"]
     if not model_dir:

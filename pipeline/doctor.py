@@ -2,10 +2,11 @@
 to do about it. Exit status 1 when anything failed, so a playbook or a timer can act on it.
 
 The host's queues (`--queues`, default WORKER_QUEUES, which the deployment sets per host)
-decide the host's own checks: a host serving gpu checks its WhisperX and DeepFilterNet
-environments and model folders; one serving llm (or the operator's, with no queues) pings
-the Gemini keys. Every host checks the shared pieces: database, schema, broker, storage,
-that every queue has a consumer, the dispatcher, disk space and the backups' age.
+decide the host's own checks: a host serving gpu checks its WhisperX environment and
+alignment models, one serving gpu_denoise its DeepFilterNet environment and model, one
+serving llm (or the operator's run, with no queues) pings the Gemini keys. Every host
+checks the shared pieces: database, schema, broker, storage, that every queue has a
+consumer, the dispatcher, disk space and the backups' age.
 """
 
 from __future__ import annotations
@@ -209,12 +210,13 @@ def denoise_model_finding() -> Finding:
     return Finding(name, OK, f"complete under {folder}")
 
 
-def gpu_findings() -> list[Finding]:
-    found = [
-        module_finding("whisperx", "whisperx", "requirements-gpu-align.txt"),
-        align_models_finding(),
-    ]
-    if current_app.config["DENOISE_METHOD"] == "deepfilternet":
+def gpu_findings(queues: set[str]) -> list[Finding]:
+    """A GPU host's environment for each GPU queue it serves."""
+    found = []
+    if "gpu" in queues:
+        found.append(module_finding("whisperx", "whisperx", "requirements-gpu-align.txt"))
+        found.append(align_models_finding())
+    if "gpu_denoise" in queues:
         found.append(module_finding("deepfilternet", "df", "requirements-gpu-denoise.txt"))
         found.append(denoise_model_finding())
     return found
@@ -277,8 +279,7 @@ def diagnose(queues: set[str]) -> list[Finding]:
     found.append(dispatcher_finding())
     if not queues or "llm" in queues:
         found.append(gemini_finding())
-    if "gpu" in queues:
-        found += gpu_findings()
+    found += gpu_findings(queues)
     found += disk_findings()
     found.append(backup_finding())
     db.session.rollback()

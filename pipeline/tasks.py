@@ -236,12 +236,12 @@ def gemini_repair(self, sample_id: str, model: str | None = None):
 
 
 # --- Post-review stages ------------------------------------------------------------------
-# align (queue gpu) -> segment (cpu) -> human segment review -> denoise (cpu, or gpu with
-# DeepFilterNet) -> export (io); backup (io). Each task claims (stage, sample), runs its
+# align (queue gpu) -> segment (cpu) -> human segment review -> denoise (cpu, or gpu_denoise
+# with DeepFilterNet) -> export (io); backup (io). Each task claims (stage, sample), runs its
 # stage from pipeline/stages/, and records the job run; a stage that moves its sample on
 # queues the next one in the same commit (ra_app/core/flow.py). GPU tasks hold a model per worker
 # process: run GPU workers with one process and one message at a time,
-#     celery -A celery_worker worker -Q gpu -c 1 --prefetch-multiplier 1
+#     celery -A celery_worker worker -Q gpu -c 1 --prefetch-multiplier 1   (gpu_denoise alike)
 # The stage modules are imported inside the tasks so this module's import stays light.
 
 
@@ -279,7 +279,7 @@ def denoise_sample(self, sample_id: str):
 
 @shared_task(bind=True, name="pipeline.denoise_gpu", soft_time_limit=1800, time_limit=1900)
 def denoise_sample_gpu(self, sample_id: str):
-    """DeepFilterNet into samples/<id>/denoised.wav (queue gpu; needs concurrency 1 and
+    """DeepFilterNet into samples/<id>/denoised.wav (queue gpu_denoise; concurrency 1 and
     requirements-gpu-denoise.txt; elsewhere it fails transiently and is retried)."""
     from .stages import denoise
 

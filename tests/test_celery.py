@@ -23,6 +23,8 @@ def job_runs(app, subject):
 def test_task_is_routed_to_its_queue(celery_app):
     assert celery_app.amqp.router.route({}, "pipeline.selftest")["queue"].name == "io"
     assert celery_app.amqp.router.route({}, "pipeline.align")["queue"].name == "gpu"
+    denoise = celery_app.amqp.router.route({}, "pipeline.denoise_gpu")["queue"].name
+    assert denoise == "gpu_denoise"  # its own environment: never handed to an align worker
     assert celery_app.amqp.router.route({}, "pipeline.gemini")["queue"].name == "llm"
 
 

@@ -47,7 +47,7 @@ def test_a_healthy_installation_passes(
         database_url_for_session,
         REDIS_URL,
         app.config["DATA_ROOT"],
-        queues=("io", "cpu", "llm", "gpu"),
+        queues=("io", "cpu", "llm", "gpu", "gpu_denoise"),
     ) as worker:
         with app.app_context():
             wait_for(lambda: db.session.get(WorkerSeen, worker.worker_name), timeout=30)
@@ -56,7 +56,7 @@ def test_a_healthy_installation_passes(
         answer = app.test_client().get("/readyz/queues")
     assert code == 0 and not failures(found), found
     assert {f["level"] for f in found.values()} == {"ok"}, found
-    for queue in ("io", "cpu", "llm", "gpu"):
+    for queue in ("io", "cpu", "llm", "gpu", "gpu_denoise"):
         assert worker.worker_name in found[f"queue {queue}"]["detail"]
     assert found["gemini keys"]["detail"] == "key 1 (…0001) ok, key 2 (…0002) ok"
     assert KEY_1 not in json.dumps(found) and KEY_2 not in json.dumps(found)
@@ -121,10 +121,8 @@ def test_a_gpu_host_checks_its_environments_and_model_folders(app, tmp_path):
     denoise = tmp_path / "df3"
     denoise.mkdir()
     (denoise / "config.ini").write_text("[df]\n")
-    app.config.update(
-        ALIGN_MODEL_DIR=str(models), DENOISE_METHOD="deepfilternet", DENOISE_MODEL_DIR=str(denoise)
-    )
-    code, found = doctor(app, "--queues", "gpu")
+    app.config.update(ALIGN_MODEL_DIR=str(models), DENOISE_MODEL_DIR=str(denoise))
+    code, found = doctor(app, "--queues", "gpu,gpu_denoise")
     assert code == 1
     assert {"whisperx", "deepfilternet", "alignment models", "denoise model"} <= failures(found)
     assert "not importable" in found["whisperx"]["detail"]
@@ -138,10 +136,11 @@ def test_a_gpu_host_checks_its_environments_and_model_folders(app, tmp_path):
     (models / "hub" / "checkpoints" / "wav2vec2_fairseq_base_ls960_asr_ls960.pth").write_bytes(b"w")
     (denoise / "checkpoints").mkdir()
     (denoise / "checkpoints" / "model_120.ckpt.best").write_bytes(b"w")
-    found = doctor(app, "--queues", "gpu")[1]
+    found = doctor(app, "--queues", "gpu,gpu_denoise")[1]
     assert found["alignment models"]["level"] == "ok", found["alignment models"]
     assert found["denoise model"]["level"] == "ok", found["denoise model"]
     assert "whisperx" not in doctor(app, "--queues", "io")[1]  # only GPU hosts check it
+    assert "deepfilternet" not in doctor(app, "--queues", "gpu")[1]  # nor the other GPU queue's
 
 
 def test_low_disk_and_old_or_missing_backups_fail(app):

@@ -1,6 +1,8 @@
 """Which queue each stage's task runs on; a worker host consumes the queues its hardware suits."""
 
-QUEUES = ("io", "cpu", "llm", "gpu")
+# WhisperX and DeepFilterNet pin conflicting libraries, so each runs in its own environment
+# and has its own queue: a GPU host runs one worker per environment it has.
+QUEUES = ("io", "cpu", "llm", "gpu", "gpu_denoise")
 
 STAGE_QUEUES = {
     "ingest": "io",
@@ -12,7 +14,7 @@ STAGE_QUEUES = {
     "gemini": "llm",
     "gemini_repair": "llm",
     "align": "gpu",
-    "denoise_gpu": "gpu",
+    "denoise_gpu": "gpu_denoise",
     "selftest": "io",
 }
 
