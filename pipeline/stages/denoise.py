@@ -1,7 +1,7 @@
 """Denoise a sample's audio into `samples/<id>/denoised.wav`, beside the master, never over it.
 
 The methods (DENOISE_METHOD) are in pipeline/denoisers.py: `spectral_gating` (default, queue
-`cpu`) and `deepfilternet` (queue `gpu`).
+`cpu`) and `deepfilternet` (queue `gpu_denoise`).
 
 Either way the result is normalised to DENOISE_TARGET_DBFS: the gated mean-square level of
 400 ms blocks (an absolute gate at -70 dBFS and a relative gate 10 dB below, as in EBU R128,
