@@ -5,7 +5,9 @@ counts on its own port; scrapers are refused without the token or from elsewhere
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -210,3 +212,23 @@ def _get(url: str) -> str | None:
             return answer.read().decode()
     except OSError:
         return None
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_we_serve(client):
+    exposed = client.get("/metrics").get_data(as_text=True)
+    served = set()
+    for line in exposed.splitlines():
+        if line.startswith("# TYPE review_"):
+            _, _, name, kind = line.split()
+            suffixes = ("_bucket", "_count", "_sum") if kind == "histogram" else ("",)
+            served.update(name + suffix for suffix in suffixes)
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "review-factory.json").read_text())
+    asked = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\breview_[a-z_]+", target["expr"])
+    }
+    assert len(dashboard["panels"]) >= 10 and len(asked) >= 9
+    assert asked <= served, sorted(asked - served)
+    assert {"review_queue_waiting", "review_open_tasks", "review_job_runs_total"} <= asked
