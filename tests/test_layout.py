@@ -140,3 +140,22 @@ def test_the_cli_knows_every_pipeline_command_by_name():
 
     assert set(PIPELINE_NAMES) == set(COMMANDS)
     assert all(COMMANDS[name].name == name for name in COMMANDS)
+
+
+def pins(filename: str) -> dict[str, str]:
+    """Package name (extras dropped, lower case) -> version, of a requirements file."""
+    found = {}
+    for line in (ROOT / filename).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            found[name.split("[")[0].lower()] = version
+    return found
+
+
+def test_the_denoise_environment_repeats_every_base_pin_but_numpy():
+    """Its own file (numpy<2), kept in step by hand: a base pin missing there is an import
+    error on a GPU host only."""
+    base, denoise = pins("requirements.txt"), pins("requirements-gpu-denoise.txt")
+    missing = {name: version for name, version in base.items() if denoise.get(name) != version}
+    assert set(missing) == {"numpy"}, missing
