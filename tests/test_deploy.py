@@ -173,18 +173,18 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
     }
     (tmp_path / "overrides.json").write_text(json.dumps(overrides))
 
-    def playbook(name: str) -> subprocess.CompletedProcess:
+    def playbook(name: str, *extra: str) -> subprocess.CompletedProcess:
+        command = [
+            BIN / "ansible-playbook",
+            "-i",
+            tmp_path / "inventory.yml",
+            "-e",
+            f"@{tmp_path / 'overrides.json'}",
+            "--vault-password-file",
+            password,
+        ]
         return subprocess.run(
-            [
-                BIN / "ansible-playbook",
-                "-i",
-                tmp_path / "inventory.yml",
-                "-e",
-                f"@{tmp_path / 'overrides.json'}",
-                "--vault-password-file",
-                password,
-                name,
-            ],
+            [*command, *extra, name],
             cwd=ANSIBLE,
             env=env,
             capture_output=True,
@@ -252,6 +252,11 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
         assert backup.returncode == 0, backup.stdout + backup.stderr
 
         health = playbook("health.yml")
+        # An upgrade: the next release beside this one, migrated, switched to, checked.
+        upgrade = playbook("upgrade.yml", "-e", "review_release=next")
+    assert upgrade.returncode != 0 and "is not healthy" in upgrade.stdout  # the GPU stack
+    assert "Switch current to it" in upgrade.stdout and "Run flask db upgrade" in upgrade.stdout
+    assert (prefix / "srv" / "review" / "current").resolve().name == "next"
     report = health.stdout
     assert health.returncode != 0, report[-3000:]
     assert "whisperx: whisperx is not importable" in report  # this machine has no GPU stack
