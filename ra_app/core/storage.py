@@ -1,6 +1,11 @@
 """Where the product keeps files: a local directory under DATA_ROOT (the default, and where
 sample audio lives so ffmpeg and HTTP Range serving read it directly) and S3-compatible
-object storage (archives to ingest, via boto3).
+object storage (ra_app/core/s3.py; archives to ingest today).
+
+Both backends keep one contract, tested for each in tests/test_storage.py: `put_file` (the
+object appears whole or not at all, and its sha256 is returned and kept), `get_file`,
+`read_range`, `size`, `checksum`, `exists`, `delete`, `keys`. Workers that need a local
+file of an object take it through ra_app/core/media_cache.py.
 
 Keys are relative, slash-separated names built by the product. Any key that could step
 outside the storage root — absolute, `..`, odd characters — is refused, so no path is ever
@@ -12,13 +17,27 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+
+from .files import replaced_atomically, sha256_file
 
 KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 class StorageError(ValueError):
     permanent = True  # a bad key stays bad: never retried (see pipeline.errors)
+
+
+class MissingObject(StorageError):
+    def __init__(self, key: str):
+        super().__init__(f"no object {key!r} in storage")
+
+
+class ChecksumMismatch(StorageError):
+    """What arrived is not what was stored: a broken transfer, worth another try."""
+
+    permanent = False
 
 
 def safe_key(key: str) -> str:
@@ -71,47 +90,64 @@ class LocalStorage:
     def delete_tree(self, key: str) -> None:
         shutil.rmtree(self.path(key), ignore_errors=True)
 
+    # The object contract (see the module docstring).
 
-class S3Storage:
-    """S3-compatible object storage (AWS, MinIO, Ceph …) through boto3."""
+    def put_file(self, src: Path, key: str) -> str:
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with replaced_atomically(dest) as partial:
+            shutil.copyfile(src, partial)
+        return sha256_file(dest)
 
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str):
-        import boto3  # only hosts that use S3 pay for the import
+    def get_file(self, key: str, dest: Path) -> Path:
+        with replaced_atomically(dest) as partial:
+            shutil.copyfile(self.existing(key), partial)
+        return Path(dest)
 
-        self.bucket = bucket
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-        )
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        with open(self.existing(key), "rb") as fh:
+            fh.seek(start)
+            return fh.read(length)
 
-    def download(self, key: str, dest: Path) -> Path:
-        self.client.download_file(self.bucket, safe_key(key), str(dest))
-        return dest
+    def size(self, key: str) -> int:
+        return self.existing(key).stat().st_size
 
-    def upload(self, src: Path, key: str) -> None:
-        self.client.upload_file(str(src), self.bucket, safe_key(key))
+    def checksum(self, key: str) -> str:
+        return sha256_file(self.existing(key))
 
-    def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=safe_key(key))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every object's key under `prefix` (a folder's), in key order; work in progress
+        (hidden `.part` and `.old` names, tmp/) is not an object."""
+        base = self.path(prefix) if prefix else self.root
+        for path in sorted(base.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if (
+                path.is_file()
+                and not key.startswith("tmp/")
+                and not any(part.startswith(".") for part in key.split("/"))
+            ):
+                yield key
+
+    def existing(self, key: str) -> Path:
+        path = self.path(key)
+        if not path.is_file():
+            raise MissingObject(key)
+        return path
 
 
 def local_storage(config) -> LocalStorage:
     return LocalStorage(config["DATA_ROOT"])
 
 
-def s3_storage(config) -> S3Storage | None:
+def s3_storage(config):
     """The S3 backend when all four S3_* settings are present, else None."""
-    settings = [
-        config.get(name) for name in ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET")
-    ]
-    return S3Storage(*settings) if all(settings) else None
+    from .s3 import S3Storage
+
+    names = ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET")
+    settings = [config.get(name) for name in names]
+    if not all(settings):
+        return None
+    return S3Storage(*settings, prefix=config.get("S3_PREFIX") or "")
