@@ -79,7 +79,7 @@ def test_a_read_only_storage_folder_fails_its_check(database_url_for_session, tm
 def test_a_schema_behind_the_code_says_to_upgrade(empty_database, tmp_path):
     app = make_app(empty_database(), tmp_path / "data")
     with app.app_context():
-        upgrade(revision="c3f5a8d2e1b4")  # one revision short of head
+        upgrade(revision="c3f5a8d2e1b4")  # behind the head
         db.engine.dispose()
     status, body = ready(app)
     assert status == 503 and failed(body) == {"migrations"}, body

@@ -374,6 +374,7 @@ class JobRun(db.Model):
         sa.Index("ix_job_runs_stage_status", "stage", "status"),
         sa.Index("ix_job_runs_status_lease", "status", "lease_expires_at"),
         sa.Index("ix_job_runs_started_at", "started_at"),
+        sa.Index("ix_job_runs_stage_finished", "stage", "finished_at"),  # queue health
         sa.Index("ix_job_runs_task_id", "task_id"),  # the outbox sweeper's "did it run?"
     )
 

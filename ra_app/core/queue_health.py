@@ -62,15 +62,13 @@ def consumers_by_queue(now: datetime) -> dict[str, list[str]]:
 
 
 def last_finished_by_queue() -> dict[str, datetime]:
-    rows = db.session.execute(
-        sa.select(JobRun.stage, sa.func.max(JobRun.finished_at))
-        .where(JobRun.finished_at.is_not(None))
-        .group_by(JobRun.stage)
-    )
+    """One indexed look-up per stage (ix_job_runs_stage_finished), not a scan of the runs."""
     latest: dict[str, datetime] = {}
-    for stage, finished in rows:
-        queue = STAGE_QUEUES.get(stage)
-        if queue and finished and (queue not in latest or as_utc(finished) > latest[queue]):
+    for stage, queue in STAGE_QUEUES.items():
+        finished = db.session.scalar(
+            sa.select(sa.func.max(JobRun.finished_at)).where(JobRun.stage == stage)
+        )
+        if finished and (queue not in latest or as_utc(finished) > latest[queue]):
             latest[queue] = as_utc(finished)
     return latest
 
