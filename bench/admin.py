@@ -278,6 +278,8 @@ def pages(sample_id) -> dict[str, str]:
         "quality": "/admin/quality",
         "samples": "/admin/samples",
         "sample audit": f"/admin/samples/{sample_id}",
+        "queue health (/readyz/queues)": "/readyz/queues",
+        "metrics (/metrics)": "/metrics",
     }
 
 
