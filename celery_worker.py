@@ -7,6 +7,8 @@ first imported (ra_app/core/metrics.py), hence here, first."""
 import os
 import tempfile
 
+import config  # noqa: F401 - loads .env first: WORKER_METRICS_PORT may be set there
+
 if os.environ.get("WORKER_METRICS_PORT"):
     folder = os.environ.setdefault(
         "PROMETHEUS_MULTIPROC_DIR",

@@ -255,6 +255,8 @@ class Config:
     METRICS_TOKEN = env("METRICS_TOKEN")
     # A worker serves its pool's metrics on this port (unset: none); one port per worker.
     WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0) or None
+    # …on this address: loopback, or the host's internal one that only Prometheus reaches.
+    WORKER_METRICS_ADDR = env("WORKER_METRICS_ADDR", "127.0.0.1")
     # `flask doctor`: the least free disk, the oldest last backup, the oldest unsent outbox
     # message it accepts before it reports a failure.
     DOCTOR_MIN_FREE_GB = env_float("DOCTOR_MIN_FREE_GB", 5.0)

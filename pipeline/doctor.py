@@ -4,7 +4,9 @@ to do about it. Exit status 1 when anything failed, so a playbook or a timer can
 The host's queues (`--queues`, default WORKER_QUEUES, which the deployment sets per host)
 decide the host's own checks: a host serving gpu checks its WhisperX environment and
 alignment models, one serving gpu_denoise its DeepFilterNet environment and model, one
-serving llm (or the operator's run, with no queues) pings the Gemini keys. Every host
+serving llm (or the operator's run, with no queues) pings the Gemini keys. Each worker
+unit sets WORKER_QUEUES for its own environment; deploy/ansible/health.yml runs the doctor
+once per environment of a host, with that environment's queues. Every host
 checks the shared pieces: database, schema, broker, storage, that every queue has a
 consumer, the dispatcher, disk space and the backups' age.
 """
@@ -273,15 +275,26 @@ def backup_finding() -> Finding:
 
 def diagnose(queues: set[str]) -> list[Finding]:
     found = readiness_findings()
-    if not all(f.level == OK for f in found if f.name == "database"):
-        return found  # nothing below can be asked without the database
-    found += queue_findings()
-    found.append(dispatcher_finding())
+    if any(f.level != OK for f in found if f.name in ("database", "migrations")):
+        return found  # nothing below can be asked of a database that is down or behind
+    checks = [queue_findings, lambda: [dispatcher_finding()]]
     if not queues or "llm" in queues:
-        found.append(gemini_finding())
-    found += gpu_findings(queues)
-    found += disk_findings()
-    found.append(backup_finding())
+        checks.append(lambda: [gemini_finding()])
+    checks += [lambda: gpu_findings(queues), disk_findings, lambda: [backup_finding()]]
+    for check in checks:
+        try:
+            found += check()
+        except Exception as error:  # noqa: BLE001 - one broken check must not hide the rest
+            db.session.rollback()
+            name = getattr(check, "__name__", "check").removesuffix("_findings")
+            found.append(
+                Finding(
+                    name,
+                    FAIL,
+                    f"the check failed: {type(error).__name__}: {error}",
+                    "look into it: the error above is what the check met",
+                )
+            )
     db.session.rollback()
     return found
 

@@ -128,8 +128,9 @@ def claim(
             ).where(running)
         ).first()
         redelivered = bool(holder and task_id and holder.mine and holder_gone(holder.worker))
+        took_over = 0
         if holder and (holder.expired or redelivered):
-            conn.execute(
+            took_over = conn.execute(
                 job_runs.update()
                 .where(job_runs.c.id == holder.id, job_runs.c.status == JobStatus.RUNNING)
                 .values(
@@ -139,8 +140,7 @@ def claim(
                     error=REDELIVERED if redelivered else EXPIRED_LEASE,
                     lease_expires_at=None,
                 )
-            )
-            metrics.JOB_LEASE_EXPIRIES.labels(stage).inc()
+            ).rowcount
         previous = conn.execute(
             sa.select(sa.func.count()).where(
                 job_runs.c.stage == stage, job_runs.c.subject == subject
@@ -171,6 +171,8 @@ def claim(
                 (as_utc(holder.lease_expires_at) - as_utc(now)).total_seconds() if holder else 0.0
             )
             raise ClaimTaken(stage, subject, holder.worker if holder else None, left) from None
+    if took_over:  # committed: the race's loser rolled its takeover back above
+        metrics.JOB_LEASE_EXPIRIES.labels(stage).inc()
     return Claim(run_id, stage, subject, previous + 1)
 
 

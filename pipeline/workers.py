@@ -71,7 +71,7 @@ def _on_ready(sender, **_):
     _stamper.thread.start()
     port = app.flask_app.config.get("WORKER_METRICS_PORT")
     if port:
-        metrics.serve_worker_metrics(port)
+        metrics.serve_worker_metrics(port, app.flask_app.config["WORKER_METRICS_ADDR"])
         log.info("worker metrics on port %s", port)
 
 

@@ -31,11 +31,11 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     _ensure_dirs(app)
     configure_secret_key(app)
 
+    register_observability(app)  # first: every request timed and given its id
     register_extensions(app)
     register_security(app)
     register_template_filters(app)
     register_blueprints(app)
-    register_observability(app)
     register_errorhandlers(app)
     register_commands(app)
     register_celery(app)

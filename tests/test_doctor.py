@@ -181,3 +181,4 @@ def test_the_shared_pieces_fail_with_what_to_do(database_url_for_session, empty_
     code, found = doctor(behind, "--queues", "io")
     assert "migrations" in failures(found)
     assert found["migrations"]["action"] == "run `flask db upgrade` once, from one host"
+    assert set(found) == {"database", "migrations", "broker", "storage"}  # and nothing crashed

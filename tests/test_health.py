@@ -53,6 +53,12 @@ def test_a_wrong_database_fails_its_checks(tmp_path):
     assert status == 503 and failed(body) == {"database", "migrations"}, body
     assert "hunter2" not in str(body) and "no_such_database" not in str(body)
     assert body["checks"]["database"]["detail"] == "OperationalError"
+    queues = app.test_client().get("/readyz/queues")
+    assert queues.status_code == 503
+    assert queues.get_json() == {"status": "unknown", "error": "OperationalError"}
+    scraped = app.test_client().get("/metrics")  # the processes' own figures still answer
+    assert scraped.status_code == 200
+    assert "review_installation_state_up 0.0" in scraped.get_data(as_text=True)
 
 
 def test_storage_that_cannot_be_written_fails_its_check(database_url_for_session, tmp_path):

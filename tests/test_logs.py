@@ -68,6 +68,26 @@ def test_each_line_is_redacted_tracebacks_included():
     assert KEY_1 not in stream.getvalue() and DB_PASSWORD not in stream.getvalue()
 
 
+def test_secrets_are_hidden_as_a_url_encodes_them_and_as_json_escapes_them():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    url = "postgresql://u:p%40ss%22w%5Crd-91@db/x"  # the password is p@ss"w\rd-91
+    logs.configure({"LOG_FORMAT": "json", "SQLALCHEMY_DATABASE_URI": url}, stream=stream)
+    try:
+        logging.getLogger("tests.logs").warning('connecting with p@ss"w\\rd-91 to %s', url)
+    finally:
+        for handler in [h for h in root.handlers if getattr(h, "ours", False)]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    line = stream.getvalue()
+    assert "rd-91" not in line, line
+    assert (
+        json.loads(line)["message"]
+        == "connecting with [redacted] to postgresql://u:[redacted]@db/x"
+    )
+
+
 def sign_in(base: str, email: str) -> requests.Session:
     session = requests.Session()
     token = csrf_token_from(session.get(base + "/login").text)

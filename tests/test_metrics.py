@@ -129,6 +129,10 @@ def test_a_short_run_moves_each_counter_by_what_happened(
 def test_scrapers_need_the_token_or_loopback(app, client):
     elsewhere = {"REMOTE_ADDR": "10.1.2.3"}
     assert client.get("/metrics", environ_base=elsewhere).status_code == 403
+    # The HTTPS proxy on the same host: loopback, but the client is whoever it forwarded.
+    proxied = {"X-Forwarded-For": "203.0.113.9"}
+    assert client.get("/metrics", headers=proxied).status_code == 403
+    assert client.get("/metrics").status_code == 200
     app.config["METRICS_TOKEN"] = "scrape-secret-token"
     assert client.get("/metrics").status_code == 403  # the token is asked even on loopback
     wrong = {"Authorization": "Bearer nope"}

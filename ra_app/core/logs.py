@@ -16,7 +16,7 @@ import sys
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 CONTEXT: dict[str, ContextVar[str | None]] = {
     name: ContextVar(name, default=None) for name in ("request_id", "task_id", "sample_id")
@@ -87,8 +87,10 @@ class Redactor(logging.Formatter):
     def __init__(self, inner: logging.Formatter, secrets: list[str]):
         super().__init__()
         self.inner = inner
-        # Longest first, so a secret that contains another is hidden whole.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        # Each as written and as a JSON line escapes it; longest first, so a secret that
+        # contains another is hidden whole.
+        forms = {f for s in secrets if s and len(s) >= 4 for f in (s, json.dumps(s)[1:-1])}
+        self.secrets = sorted(forms, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
         line = self.inner.format(record)
@@ -113,7 +115,8 @@ def secrets_of(config) -> list[str]:
         config.get("RATELIMIT_STORAGE_URI"),
     ):
         if url and "://" in str(url):
-            found.append(urlsplit(str(url)).password)
+            password = urlsplit(str(url)).password
+            found += [password, unquote(password)] if password else []
     return [s for s in found if s]
 
 

@@ -92,11 +92,12 @@ def process_registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def serve_worker_metrics(port: int) -> None:
-    """A worker host's pool metrics on `port` (from the worker's main process)."""
+def serve_worker_metrics(port: int, address: str) -> None:
+    """A worker's pool metrics on `address:port` (from the worker's main process). Nothing
+    guards them but the address: loopback unless the host's firewall admits Prometheus."""
     from prometheus_client import start_http_server
 
-    start_http_server(port, registry=process_registry())
+    start_http_server(port, addr=address, registry=process_registry())
 
 
 def forget_process(pid: int) -> None:

@@ -64,13 +64,22 @@ def consumers_by_queue(now: datetime) -> dict[str, list[str]]:
 def last_finished_by_queue() -> dict[str, datetime]:
     """One indexed look-up per stage (ix_job_runs_stage_finished), not a scan of the runs."""
     latest: dict[str, datetime] = {}
-    for stage, queue in STAGE_QUEUES.items():
+    for stage in STAGE_QUEUES:
+        queue = queue_of_run(stage)
         finished = db.session.scalar(
             sa.select(sa.func.max(JobRun.finished_at)).where(JobRun.stage == stage)
         )
         if finished and (queue not in latest or as_utc(finished) > latest[queue]):
             latest[queue] = as_utc(finished)
     return latest
+
+
+def queue_of_run(stage: str) -> str:
+    """The queue a job run's stage ran on. Denoising is one stage (one claim per sample)
+    on the cpu queue or, with DeepFilterNet, on gpu_denoise."""
+    if stage == "denoise" and current_app.config["DENOISE_METHOD"] == "deepfilternet":
+        return "gpu_denoise"
+    return STAGE_QUEUES[stage]
 
 
 def unsent_by_queue() -> dict[str, int]:

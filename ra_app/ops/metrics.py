@@ -3,14 +3,15 @@ the installation's state read at scrape time from the database and the broker (o
 tasks, queue lengths, consumers, unsent work), which no single process could count.
 
 Scrapers do not sign in: with METRICS_TOKEN set, /metrics wants `Authorization: Bearer
-<token>`; without it, only loopback may scrape (a Prometheus on the web host, or through
-the HTTPS proxy's own rule).
+<token>`; without it, only a scraper on the web host itself may (loopback, and not
+through a proxy: behind the HTTPS proxy on the same host every client is loopback).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import time
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from ..core.queue_health import queue_health
 from ..extensions import db
 from . import bp
 
+log = logging.getLogger(__name__)
 OPEN = (AssignmentStatus.PENDING, AssignmentStatus.IN_PROGRESS, AssignmentStatus.REJECTED)
 
 
@@ -35,12 +37,21 @@ class InstallationState:
         self.app = app
 
     def collect(self):
+        up = GaugeMetricFamily(
+            "review_installation_state_up",
+            "1 when the database answered the state gauges of this scrape, else 0.",
+        )
         with self.app.app_context():
             try:
-                yield from self._open_tasks()
-                yield from self._queues()
+                families = [*self._open_tasks(), *self._queues()]
+            except Exception:  # noqa: BLE001 - the process's own metrics still answer
+                log.warning("installation state unavailable for /metrics", exc_info=True)
+                families = []
             finally:
                 db.session.remove()
+        up.add_metric([], 1 if families else 0)
+        yield up
+        yield from families
 
     def _open_tasks(self):
         family = GaugeMetricFamily(
@@ -77,6 +88,8 @@ def allowed(token: str | None) -> bool:
     if token:
         sent = request.headers.get("Authorization", "")
         return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    if any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP")):
+        return False  # came through a proxy: loopback is the proxy, not the scraper
     try:
         return ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:

@@ -1,10 +1,14 @@
+import logging
 from dataclasses import asdict
 
 from flask import jsonify
 
 from ..core.health import readiness
 from ..core.queue_health import queue_health
+from ..extensions import db
 from . import bp
+
+log = logging.getLogger(__name__)
 
 
 @bp.route("/healthz")
@@ -32,7 +36,12 @@ def readyz_queues():
     """Per queue: how many workers consume it, the work waiting, when a task of it last
     finished; 503 when work waits on a queue no worker consumes (worker names stay out of
     an answer given without sign-in: `flask doctor` names them)."""
-    queues = queue_health()
+    try:
+        queues = queue_health()
+    except Exception as error:  # noqa: BLE001 - the database is down or behind: say so
+        db.session.rollback()
+        log.warning("queue health unavailable: %s", type(error).__name__)
+        return answer({"status": "unknown", "error": type(error).__name__}, False)
     ok = all(queue.ok for queue in queues)
     body = {
         "status": "ok" if ok else "stranded work",
