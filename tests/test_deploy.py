@@ -146,14 +146,10 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
         "review_user": "root",
         "review_create_user": False,
         "review_install_packages": False,
-        "review_install_python_packages": False,
         "review_manage_services": False,
         "review_repo": str(ROOT),
         "review_version": head,
-        "review_venvs": {
-            name: {"path": str(ROOT / ".venv"), "requirements": "requirements.txt"}
-            for name in ("main", "align", "denoise")
-        },
+        "review_prebuilt_venv": str(ROOT / ".venv"),
         "review_model_mirror": str(mirror),
         "review_database_url": empty_database().replace("+psycopg2", ""),
         "review_broker_url": REDIS_URL,
@@ -164,7 +160,7 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
                 "group": kind.replace("-", "_"),
                 "queues": queue,
                 "concurrency": 1,
-                "venv": "main",
+                "venv": {"gpu": "align", "gpu_denoise": "denoise"}.get(queue, "main"),
                 "metrics_port": ports[kind],
                 "memory": "2G",
             }
@@ -255,11 +251,13 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
         # An upgrade: the next release beside this one, migrated, switched to, checked.
         upgrade = playbook("upgrade.yml", "-e", "review_release=next")
     assert upgrade.returncode != 0 and "is not healthy" in upgrade.stdout  # the GPU stack
-    assert "Switch current to it" in upgrade.stdout and "Run flask db upgrade" in upgrade.stdout
+    assert (
+        "Move the link over current" in upgrade.stdout and "Run flask db upgrade" in upgrade.stdout
+    )
     assert (prefix / "srv" / "review" / "current").resolve().name == "next"
     report = health.stdout
     assert health.returncode != 0, report[-3000:]
-    assert "whisperx: whisperx is not importable" in report  # this machine has no GPU stack
+    assert "whisperx: whisperx is not importable" in report, report[-4000:]  # no GPU stack here
     assert "deepfilternet: df is not importable" in report
     assert "is not healthy" in report
     for fine in ("queue gpu:", "queue io:", "backups:", "alignment models:", "denoise model:"):
