@@ -127,6 +127,10 @@ class Config:
     S3_ACCESS_KEY = env("S3_ACCESS_KEY")
     S3_SECRET_KEY = env("S3_SECRET_KEY")
     S3_BUCKET = env("S3_BUCKET")
+    S3_PREFIX = env("S3_PREFIX", "")  # this installation's keys live under it in the bucket
+    # A worker host's bounded cache of storage objects (ra_app/core/media_cache.py).
+    MEDIA_CACHE_DIR = env("MEDIA_CACHE_DIR")
+    MEDIA_CACHE_MAX_GB = env_float("MEDIA_CACHE_MAX_GB", 50.0)
 
     # Ingestion: the shortest clip worth reviewing; yt-dlp's network patience.
     MIN_CLIP_SECONDS = env_float("MIN_CLIP_SECONDS", 1.0)

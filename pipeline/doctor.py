@@ -231,6 +231,7 @@ def disk_findings() -> list[Finding]:
         "DATA_ROOT": config["DATA_ROOT"],
         "EXPORT_DIR": config.get("EXPORT_DIR"),
         "BACKUP_DIR": config.get("BACKUP_DIR"),
+        "MEDIA_CACHE_DIR": config.get("MEDIA_CACHE_DIR"),
     }
     found = []
     for label, place in places.items():

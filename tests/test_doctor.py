@@ -143,10 +143,10 @@ def test_a_gpu_host_checks_its_environments_and_model_folders(app, tmp_path):
     assert "deepfilternet" not in doctor(app, "--queues", "gpu")[1]  # nor the other GPU queue's
 
 
-def test_low_disk_and_old_or_missing_backups_fail(app):
-    app.config.update(DOCTOR_MIN_FREE_GB=10**9)
+def test_low_disk_and_old_or_missing_backups_fail(app, tmp_path):
+    app.config.update(DOCTOR_MIN_FREE_GB=10**9, MEDIA_CACHE_DIR=str(tmp_path / "cache"))
     code, found = doctor(app, "--queues", "io")
-    assert {"disk DATA_ROOT", "backups"} <= failures(found)
+    assert {"disk DATA_ROOT", "disk MEDIA_CACHE_DIR", "backups"} <= failures(found)
     assert "DOCTOR_MIN_FREE_GB" in found["disk DATA_ROOT"]["action"]
     assert found["backups"]["detail"].startswith("no backup under ")
 
