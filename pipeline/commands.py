@@ -10,6 +10,7 @@ from .doctor import doctor_command
 from .gemini_cli import gemini_group, run_gemini, run_gemini_repair
 from .ingest_cli import ingest_cli
 from .post_review_cli import backup_cmd, export_cmd, restore_cmd, run_commands
+from .storage_cli import storage_cli
 
 run_group.add_command(run_gemini)
 run_group.add_command(run_gemini_repair)
@@ -25,4 +26,5 @@ COMMANDS = {
     "restore": restore_cmd,
     "demo": demo_command,
     "doctor": doctor_command,
+    "storage": storage_cli,
 }

@@ -1,8 +1,8 @@
-"""The `flask` command line of the app: its own groups (`flask users|quality`), and the pipeline's
-(`flask pipeline|ingest|gemini|export|backup|restore|demo|doctor`), which live in the `pipeline`
-package and are imported by name only when one of them is listed or run. So creating the
-app (every web request's process) never loads stage code, and the web app does not import
-the pipeline."""
+"""The `flask` command line of the app: its own groups (`flask users|quality`), and the
+pipeline's (`flask pipeline|ingest|gemini|export|backup|restore|demo|doctor|storage`),
+which live in the `pipeline` package and are imported by name only when one of them is
+listed or run. So creating the app (every web request's process) never loads stage code,
+and the web app does not import the pipeline."""
 
 from __future__ import annotations
 
@@ -13,7 +13,17 @@ from flask import Flask
 from flask.cli import AppGroup
 
 PIPELINE_COMMANDS = "pipeline.commands"  # its COMMANDS: name -> click command
-PIPELINE_NAMES = ("pipeline", "ingest", "gemini", "export", "backup", "restore", "demo", "doctor")
+PIPELINE_NAMES = (
+    "pipeline",
+    "ingest",
+    "gemini",
+    "export",
+    "backup",
+    "restore",
+    "demo",
+    "doctor",
+    "storage",
+)
 
 
 class AppCommands(AppGroup):

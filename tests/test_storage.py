@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -20,6 +23,8 @@ from ra_app.core.files import sha256_file
 from ra_app.core.media_cache import MediaCache
 from ra_app.core.s3 import S3Storage
 from ra_app.core.storage import ChecksumMismatch, LocalStorage, MissingObject, StorageError
+
+from .workers import ROOT, wait_for
 
 MiB = 1024 * 1024
 
@@ -231,3 +236,80 @@ def test_a_replaced_object_is_fetched_again_and_a_corrupt_one_refused(s3_endpoin
         == []
     )
     assert len(list((tmp_path / "cache" / "objects").iterdir())) == 2  # denoised and its sum
+
+
+def migrate(env: dict, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "storage", "migrate", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_storage_migrate_copies_everything_verified_and_resumes(s3_endpoint, tmp_path):
+    data = tmp_path / "data"
+    local = LocalStorage(data)
+    for i in range(120):
+        path = local.path(f"samples/s{i:03d}/master.wav")
+        path.parent.mkdir(parents=True)
+        path.write_bytes(os.urandom(64 * 1024))
+    (data / "tmp" / "ingest-x").mkdir(parents=True)
+    (data / "tmp" / "ingest-x" / "half.wav").write_bytes(b"scratch")  # work in progress
+    (data / "samples" / "s000" / ".peaks.bin.1a2b.part").write_bytes(b"half")
+    bucket = new_bucket(s3_endpoint)
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "FLASK_APP": "ra_app",
+        "SECRET_KEY": "k" * 40,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DATA_ROOT": str(data),
+        "S3_ENDPOINT": s3_endpoint,
+        "S3_ACCESS_KEY": "k",
+        "S3_SECRET_KEY": "s",
+        "S3_BUCKET": bucket.bucket,
+        "S3_PREFIX": "site-1",
+    }
+    dry = migrate(env, "--dry-run")
+    assert dry.wait(timeout=120) == 0
+    assert "0 already there and verified, 120 would copy, 0 failed." in dry.stdout.read()
+    assert list(bucket.keys()) == []
+
+    first = migrate(env, start_new_session=True)  # killed partway, as a lost SSH session would be
+    wait_for(lambda: len(list(bucket.keys())) >= 20, timeout=120, interval=0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    copied_before = len(list(bucket.keys()))
+    assert 20 <= copied_before < 120
+
+    spoiled = sorted(bucket.keys())[0]  # a copy that does not match any more
+    bucket.client.put_object(Bucket=bucket.bucket, Key=bucket.name(spoiled), Body=b"wrong")
+    again = migrate(env)
+    assert again.wait(timeout=300) == 0
+    said = again.stdout.read()
+    assert f"{copied_before - 1} already there and verified, {121 - copied_before} copied" in said
+    assert "Nothing was switched" in said
+    keys = sorted(bucket.keys())
+    assert keys == sorted(local.keys()) and len(keys) == 120  # no scratch, no half files
+    for key in keys:
+        assert bucket.checksum(key) == local.checksum(key)
+
+
+def test_storage_migrate_needs_the_bucket(tmp_path):
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "FLASK_APP": "ra_app",
+        "SECRET_KEY": "k" * 40,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DATA_ROOT": str(tmp_path),
+    }
+    for name in ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET"):
+        env.pop(name, None)
+    refused = migrate(env)
+    assert refused.wait(timeout=120) == 1
+    assert "S3 storage is not configured" in refused.stdout.read()
