@@ -89,7 +89,12 @@ class Redactor(logging.Formatter):
         self.inner = inner
         # Each as written and as a JSON line escapes it; longest first, so a secret that
         # contains another is hidden whole.
-        forms = {f for s in secrets if s and len(s) >= 4 for f in (s, json.dumps(s)[1:-1])}
+        forms = {
+            f
+            for s in secrets
+            if s and len(s) >= 4
+            for f in (s, json.dumps(s, ensure_ascii=False)[1:-1])
+        }
         self.secrets = sorted(forms, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:

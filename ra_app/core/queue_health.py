@@ -32,12 +32,8 @@ class QueueHealth:
 
     @property
     def ok(self) -> bool:
+        """False when work waits and no one will take it."""
         return self.embedded or bool(self.consumers) or not self.waiting
-
-    @property
-    def stranded(self) -> bool:
-        """Work waits and no one will take it."""
-        return not self.ok
 
     def as_json(self) -> dict:
         return {
