@@ -1,6 +1,9 @@
-"""Celery workers stamp themselves in `workers` while they run: their name, the queues they
-consume, when they were last seen. The flow asks it whether anyone serves the gpu queue
-(ra_app/core/flow.py), so alignment is queued only where a worker will take it."""
+"""What a Celery worker does around its tasks, through Celery's signals:
+- it stamps itself in `workers` while it runs (its name, the queues it consumes, when it
+  was last seen): the flow asks whether anyone serves the gpu queue (ra_app/core/flow.py),
+  and the queue health checks count consumers (ra_app/core/queue_health.py);
+- it serves its pool's metrics on WORKER_METRICS_PORT (ra_app/core/metrics.py);
+- each task's log lines carry its task id (ra_app/core/logs.py)."""
 
 from __future__ import annotations
 
