@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import requests
 
 from .conftest import REDIS_URL
 from .test_metrics import free_port
-from .workers import ROOT, wait_for
+from .workers import ROOT, stop_group, wait_for
 
 ANSIBLE = ROOT / "deploy" / "ansible"
 BIN = Path(sys.executable).parent
@@ -231,7 +230,7 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            stack.callback(_stop, process)
+            stack.callback(stop_group, process, 60)
         wait_for(lambda: _status(base + "/readyz") == 200, timeout=90, interval=0.5)
 
         def every_queue_consumed():
@@ -270,13 +269,3 @@ def _status(url: str) -> int | None:
         return requests.get(url, timeout=5).status_code
     except requests.RequestException:
         return None
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -28,7 +28,7 @@ from . import audio
 from .conftest import REDIS_URL
 from .review_helpers import assign, machine_rows
 from .test_review_flow import page_token, post_json
-from .workers import ROOT, wait_for, worker_process
+from .workers import ROOT, wait_for, web_env, worker_process
 
 
 def samples_of(text: str) -> dict[tuple, float]:
@@ -145,18 +145,7 @@ def test_scrapers_need_the_token_or_loopback(app, client):
 
 def test_gunicorn_processes_are_summed_into_one_answer(database_url_for_session, tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
-        "APP_ENV": "development",
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "3",
-        "WEB_THREADS": "1",
-        "DATABASE_URL": database_url_for_session.replace("+psycopg2", ""),
-        "CELERY_BROKER_URL": REDIS_URL,
-        "SECRET_KEY": "k" * 40,
-        "DATA_ROOT": str(tmp_path / "data"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
+    env = web_env(database_url_for_session, tmp_path, port, WEB_CONCURRENCY="3", WEB_THREADS="1")
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "ra_app:create_app()"],
         cwd=ROOT,
@@ -169,7 +158,7 @@ def test_gunicorn_processes_are_summed_into_one_answer(database_url_for_session,
         wait_for(lambda: _get(base + "/healthz"), timeout=60, interval=0.2)
         for _ in range(29):  # 30 with the one that found it up; new connections: any process
             _get(base + "/healthz")
-        pids = {int(p.split("_")[-1].split(".")[0]) for p in os.listdir(tmp_path / "metrics")}
+        pids = {int(p.split("_")[-1].split(".")[0]) for p in os.listdir(tmp_path / "web-metrics")}
         answers = [samples_of(_get(base + "/metrics")) for _ in range(6)]
     finally:
         web.terminate()
@@ -236,3 +225,33 @@ def test_the_grafana_dashboard_asks_only_for_metrics_we_serve(client):
     assert len(dashboard["panels"]) >= 10 and len(asked) >= 9
     assert asked <= served, sorted(asked - served)
     assert {"review_queue_waiting", "review_open_tasks", "review_job_runs_total"} <= asked
+
+
+def test_ten_submits_at_once_count_the_reviewed_audio_once(app, client, reviewer, tmp_path):
+    from .review_helpers import claim, make_review_sample
+    from .test_review_concurrency import at_once, signed_in
+
+    with app.app_context():
+        sample = make_review_sample(tmp_path, duration_s=12.0)
+        assign(sample, reviewer.id)
+        task_id = claim(reviewer.id).id
+    before = scrape(client)
+    tabs = [signed_in(app, reviewer.email) for _ in range(10)]
+    rows = machine_rows(12.0)
+    answers = at_once(
+        [
+            lambda c=c, t=t: post_json(c, f"/tasks/{task_id}/submit", {"sentences": rows}, t)
+            for c, t in tabs
+        ]
+    )
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 9
+    after = scrape(client)
+    kind = {"task_type": "transcript_correction"}
+    name = "review_reviewed_audio_seconds_total"
+    assert value(after, name, **kind) - value(before, name, **kind) == 12.0
+    submits = {"endpoint": "review.task_submit", "method": "POST"}
+    count = "review_http_request_duration_seconds_count"
+    assert (
+        value(after, count, **submits, status="409") - value(before, count, **submits, status="409")
+        == 9
+    )

@@ -144,10 +144,10 @@ class CountingS3(S3Storage):
 
     counter: Path
 
-    def get_file(self, key, dest):
+    def get_file(self, key, dest, expected=None):
         with open(self.counter, "a") as fh:
             fh.write(f"{os.getpid()} {key}\n")
-        return super().get_file(key, dest)
+        return super().get_file(key, dest, expected)
 
 
 def counting(endpoint: str, tmp_path: Path) -> CountingS3:

@@ -20,7 +20,7 @@ from ra_app.extensions import db
 
 from .conftest import REDIS_URL
 from .test_metrics import free_port
-from .workers import ROOT, wait_for, worker_process
+from .workers import ROOT, wait_for, web_env, worker_process
 
 RELEASE_FILES = (
     "ra_app",
@@ -63,17 +63,7 @@ def test_a_reload_onto_a_new_release_drops_no_request(database_url_for_session, 
     current = tmp_path / "current"
     point(current, old)
     port = free_port()
-    env = {
-        **os.environ,
-        "APP_ENV": "development",
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
-        "DATABASE_URL": database_url_for_session.replace("+psycopg2", ""),
-        "CELERY_BROKER_URL": REDIS_URL,
-        "SECRET_KEY": "k" * 40,
-        "DATA_ROOT": str(tmp_path / "data"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m"),
-    }
+    env = web_env(database_url_for_session, tmp_path, port, WEB_CONCURRENCY="2")
     web = subprocess.Popen(
         [
             sys.executable,

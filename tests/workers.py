@@ -70,14 +70,37 @@ def worker_process(
         proc.worker_name = name
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
         log.close()
+
+
+def stop_group(proc, timeout: float = 30) -> None:
+    """SIGTERM a process started in its own session, and its children; SIGKILL after
+    `timeout` (a warm shutdown that hangs)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def web_env(database_url: str, tmp_path: Path, port: int, **settings: str) -> dict:
+    """The environment of a gunicorn (gunicorn.conf.py) on the test database and broker."""
+    from .conftest import REDIS_URL
+
+    return {
+        **os.environ,
+        "APP_ENV": "development",
+        "BIND": f"127.0.0.1:{port}",
+        "DATABASE_URL": database_url.replace("+psycopg2", ""),
+        "CELERY_BROKER_URL": REDIS_URL,
+        "SECRET_KEY": "k" * 40,
+        "DATA_ROOT": str(tmp_path / "data"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "web-metrics"),
+        **settings,
+    }
 
 
 def kill_hard(proc) -> None:

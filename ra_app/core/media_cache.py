@@ -48,7 +48,7 @@ class MediaCache:
                 fcntl.flock(lock, fcntl.LOCK_UN)
                 fcntl.flock(lock, fcntl.LOCK_EX)  # one fetcher per object on this host
                 if not _holds(data, recorded, expected):  # else another fetched it meanwhile
-                    self.storage.get_file(key, data)  # verified against the stored sha256
+                    self.storage.get_file(key, data, expected)  # verified against it
                     write_text_atomically(recorded, expected)
                     fetched = True
                 fcntl.flock(lock, fcntl.LOCK_UN)

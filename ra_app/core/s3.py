@@ -53,9 +53,10 @@ class S3Storage:
         )
         return digest
 
-    def get_file(self, key: str, dest: Path) -> Path:
-        """The object into `dest` (whole or not at all), checked against its checksum."""
-        expected = self.checksum(key)
+    def get_file(self, key: str, dest: Path, expected: str | None = None) -> Path:
+        """The object into `dest` (whole or not at all), checked against its checksum
+        (`expected`, when the caller already asked for it)."""
+        expected = expected or self.checksum(key)
         with replaced_atomically(dest) as partial:
             self.client.download_file(
                 self.bucket, self.name(key), str(partial), Config=self.transfer

@@ -99,9 +99,11 @@ class LocalStorage:
             shutil.copyfile(src, partial)
         return sha256_file(dest)
 
-    def get_file(self, key: str, dest: Path) -> Path:
+    def get_file(self, key: str, dest: Path, expected: str | None = None) -> Path:
         with replaced_atomically(dest) as partial:
             shutil.copyfile(self.existing(key), partial)
+            if expected and sha256_file(partial) != expected:
+                raise ChecksumMismatch(f"{key}: the copy does not match sha256 {expected[:12]}…")
         return Path(dest)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
