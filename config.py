@@ -122,7 +122,14 @@ class Config:
     # 0 trusts none: behind a proxy, sign-in limits would count every client as one.
     FORWARDED_PROXIES = env_int("FORWARDED_PROXIES", 0)
 
-    # S3-compatible storage for archives to ingest; all four set = S3 backend.
+    # Where media lives (ra_app/core/media_store.py): "local" (files under DATA_ROOT, one
+    # host or a shared disk) or "s3" (the bucket below; hosts share no disk).
+    STORAGE_BACKEND = env("STORAGE_BACKEND", "local")
+    # With s3, the browser gets audio by a redirect to a presigned URL of this lifetime
+    # ("redirect"; the bucket needs CORS for the web's origin) or through the web ("stream").
+    AUDIO_DELIVERY = env("AUDIO_DELIVERY", "stream")
+    PRESIGNED_URL_SECONDS = env_int("PRESIGNED_URL_SECONDS", 300)
+    # The S3-compatible bucket: media with STORAGE_BACKEND=s3, and archives to ingest.
     S3_ENDPOINT = env("S3_ENDPOINT")
     S3_ACCESS_KEY = env("S3_ACCESS_KEY")
     S3_SECRET_KEY = env("S3_SECRET_KEY")

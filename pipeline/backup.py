@@ -44,6 +44,7 @@ from flask import current_app
 
 from ra_app.core.clock import as_utc
 from ra_app.core.files import sha256_file, write_text_atomically
+from ra_app.core.media_store import is_local, media_storage
 from ra_app.extensions import db
 
 FORMAT = 1
@@ -248,11 +249,23 @@ def backup(*, full: bool = False, dry_run: bool = False, out_dir: Path | None = 
             os.replace(scratch, out / backup_id)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    if out_dir is None:
+        copy_to_bucket(out / backup_id)  # before the checkpoint: a failed copy is redone
     write_text_atomically(
         out / CHECKPOINT,
         json.dumps({"backup_id": backup_id, "taken_at": taken_at.isoformat()}) + "\n",
     )
     return manifest
+
+
+def copy_to_bucket(folder: Path) -> None:
+    """With S3 media storage, each backup is also copied to `backups/<id>/` in the bucket
+    (its manifest last), so the backups survive the host; download that folder to restore."""
+    store = media_storage()
+    if is_local(store):
+        return
+    for path in sorted(folder.iterdir(), key=lambda p: (p.name == MANIFEST, p.name)):
+        store.put_file(path, f"backups/{folder.name}/{path.name}")
 
 
 def dump_table(conn, table: sa.Table, since: datetime | None, folder: Path) -> dict:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,15 +286,6 @@ def segment_lines(c: Content, split: str, has_denoised: bool, info) -> list[dict
             }
         )
     return lines
-
-
-def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """A hard link (instant, and frozen: our writers replace files, never rewrite them in
-    place), or a copy where the two paths are on different file systems."""
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
 
 
 def write_json(path: Path, doc) -> None:

@@ -12,17 +12,20 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from celery.result import AsyncResult
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ra_app.core.media_store import is_local, media_storage
 from ra_app.core.models import SourceKind
 
 from .errors import StageError, is_permanent
 from .stages.ingest import Recording, ingest
 from .stages.local_files import find_media, recording_for_file
+from .uploads import uploaded
 
 
 @dataclass
@@ -104,8 +107,35 @@ def ingest_recordings(recordings: list[Recording], dry_run: bool) -> list[Line]:
         return dry_run_lines(recordings)
     from .tasks import ingest_recording
 
+    recordings, lines = upload_all(recordings)
     calls = [(rec.external_id, (rec.to_json(),)) for rec in recordings]
-    return run_tasks("Ingesting", ingest_recording, calls)
+    return lines + run_tasks("Ingesting", ingest_recording, calls)
+
+
+def upload_all(recordings: list[Recording]) -> tuple[list[Recording], list[Line]]:
+    """With S3 storage, every file into the bucket first (pipeline/uploads.py); a file that
+    cannot be sent is reported and not queued."""
+    store = media_storage()
+    if is_local(store) or not recordings:
+        return recordings, []
+    sent, lines = [], []
+    total = sum(Path(rec.path).stat().st_size for rec in recordings)
+    with click.progressbar(length=total, label="Uploading", file=sys.stderr) as bar:
+        for rec in recordings:
+            size = Path(rec.path).stat().st_size
+            moved = 0
+
+            def on_part(n: int) -> None:
+                nonlocal moved
+                moved += n
+                bar.update(n)
+
+            try:
+                sent.append(uploaded(rec, store, on_part))
+            except Exception as error:  # one file's failure never stops the others
+                lines.append(Line("failed", rec.external_id, f"upload failed: {error}"))
+            bar.update(size - moved)
+    return sent, lines
 
 
 @click.group("ingest", help="Bring audio in: YouTube, local files, archives.")

@@ -1,18 +1,20 @@
 """A sample's processing master, opened by every stage that reads it, and checked against
 what ingestion recorded: a file that is not a 16-bit WAV, or that lasts other than the
 sample says (cut short, replaced), is a permanent failure that names the problem, never
-a retry that can only fail again, nor a stage that quietly works on the wrong audio."""
+a retry that can only fail again, nor a stage that quietly works on the wrong audio.
+
+`open_master` is a context: with S3 storage the master is a cached local copy, held (never
+evicted) while the block runs."""
 
 from __future__ import annotations
 
 import struct
-from pathlib import Path
-
-from flask import current_app
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ra_app.core.audio import SAMPLE_RATE
+from ra_app.core.media_store import local_file
 from ra_app.core.models import Sample
-from ra_app.core.storage import local_storage
 from ra_app.core.wav import WavInfo, wav_info
 
 from .errors import PermanentError
@@ -20,12 +22,13 @@ from .errors import PermanentError
 LENGTH_TOLERANCE_S = 0.5
 
 
-def master_path(sample: Sample) -> Path:
-    return local_storage(current_app.config).path(sample.master_path)
+@contextmanager
+def open_master(sample: Sample) -> Iterator[WavInfo]:
+    with local_file(sample.master_path) as path:
+        yield checked(sample, path)
 
 
-def open_master(sample: Sample) -> WavInfo:
-    path = master_path(sample)
+def checked(sample: Sample, path) -> WavInfo:
     try:
         info = wav_info(path)
     except (ValueError, struct.error) as error:

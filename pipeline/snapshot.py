@@ -1,11 +1,11 @@
 """Frozen export snapshots of the staged training data (`flask export`).
 
 Snapshot (`flask export`): every export gets an id and a folder ``<root>/exports/<id>/``
-that never changes afterwards::
+(in the bucket with S3 storage, `export.json` written last) that never changes afterwards::
 
     data/{task_type}/{sample_id}/...   hard links to the staged files (copies across file
-                                       systems): a later export replaces the staged folder by
-                                       renaming, so the snapshot's files stay as they were
+                                       systems or from the bucket): a later export replaces the
+                                       staged folder, so the snapshot's files stay as they were
     manifest.jsonl, train.jsonl, dev.jsonl, test.jsonl   the segment manifest, whole and split
     samples.jsonl      one line per sample folder
     export.json        id, time, filters, counts
@@ -17,21 +17,20 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ra_app.core.files import sha256_file
+from ra_app.core.media_store import drop_work_dir, fetch_dir, is_local, label, publish_dir, work_dir
 from ra_app.core.models import Sample, TaskType, iso_utc, utcnow
-from ra_app.core.storage import LocalStorage
 
-from .export_docs import content_of, link_or_copy, read_jsonl, write_json, write_jsonl
+from .export_docs import content_of, read_jsonl, write_json, write_jsonl
 from .jobs import ClaimTaken, stage_run
 from .stages.common import outcome
 from .stages.export import (
     SPLITS,
     STAGE,
-    export_root,
+    export_store,
     last_export,
     reviewed_samples,
     run,
@@ -62,16 +61,16 @@ def verify_checksums(folder: Path) -> list[str]:
     return bad
 
 
-def snapshot(staged: list[tuple[str, str]], root_dir: Path, export_id: str, filters: dict) -> Path:
-    """Freeze the staged folders `(task_type, sample_id)` as `exports/<export_id>/`."""
-    root = LocalStorage(root_dir)
-    scratch = root.scratch_dir(f"snapshot-{export_id}")
+def snapshot(staged: list[tuple[str, str]], root, export_id: str, filters: dict) -> Path | str:
+    """Freeze the staged folders `(task_type, sample_id)` of the export store `root` as
+    `exports/<export_id>/`; returns where it is (a folder, or its place in the bucket)."""
+    name = f"snapshot-{export_id}"
+    scratch = work_dir(name, root)
     try:
         manifest, samples = [], []
         for task_type, sample_id in staged:
             rel = f"data/{task_type}/{sample_id}"
-            src = root.path(f"reviewed/{task_type}/{sample_id}")
-            shutil.copytree(src, scratch / rel, copy_function=link_or_copy)
+            fetch_dir(root, f"reviewed/{task_type}/{sample_id}", scratch / rel)
             for line in read_jsonl(scratch / rel / "segments.jsonl"):
                 for field in ("audio_filepath", "clip_filepath", "denoised_filepath"):
                     if line.get(field):
@@ -116,9 +115,11 @@ def snapshot(staged: list[tuple[str, str]], root_dir: Path, export_id: str, filt
             },
         )
         write_checksums(scratch)
-        return root.place_dir(scratch, f"exports/{export_id}")
+        key = f"exports/{export_id}"
+        publish_dir(root, scratch, key, last="export.json")
+        return root.path(key) if is_local(root) else f"{label(root)}/{key}"
     finally:
-        root.delete_tree(f"tmp/{scratch.name}")
+        drop_work_dir(name, root)
 
 
 @dataclass
@@ -160,7 +161,7 @@ def make_export(
     """Stage the chosen samples (each under its export claim) and freeze them as one
     snapshot. Returns the snapshot's id and folder (None when nothing was exported) and
     one outcome per sample; one failing sample does not stop the others."""
-    root_dir = export_root(output_dir)
+    root = export_store(output_dir)
     export_id = new_export_id()
     chosen = candidates(task_types, limit, include_exported, sample_ids)
     filters = {
@@ -174,13 +175,13 @@ def make_export(
         sample_id = c.sample.id
         if dry_run:
             outcomes.append(
-                run(sample_id, task_type=c.task_type, dry_run=True, output_dir=root_dir)
+                run(sample_id, task_type=c.task_type, dry_run=True, output_dir=output_dir)
             )
             continue
         try:
             with stage_run(STAGE, subject_of(c.task_type, sample_id), sample_id=sample_id) as job:
                 job.result = run(
-                    sample_id, task_type=c.task_type, output_dir=root_dir, export_id=export_id
+                    sample_id, task_type=c.task_type, output_dir=output_dir, export_id=export_id
                 )
         except ClaimTaken as taken:
             outcomes.append(outcome("busy", sample_id, str(taken)))
@@ -193,7 +194,7 @@ def make_export(
             staged.append((c.task_type.value, str(sample_id)))
     folder = None
     if staged and not dry_run:
-        folder = snapshot(staged, root_dir, export_id, filters)
+        folder = snapshot(staged, root, export_id, filters)
     return {
         "export_id": export_id if folder else None,
         "folder": folder,

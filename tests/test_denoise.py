@@ -7,15 +7,16 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 
 from pipeline.denoisers import GateParams, in_chunks, spectral_gate
 from pipeline.errors import TransientError
 from pipeline.stages import denoise
-from pipeline.stages.denoise import denoised_audio_path
 from pipeline.tasks import denoise_sample
 from ra_app.core.files import sha256_file
 from ra_app.core.models import JobRun, JobStatus, Sample
@@ -27,6 +28,14 @@ from ra_app.extensions import db
 from .conftest import REDIS_URL
 from .test_segment import RATE, stored_sample
 from .workers import kill_hard, wait_for, worker_process
+
+
+def denoised_audio_path(sample) -> Path | None:
+    """The sample's denoised file under DATA_ROOT, if it has one."""
+    if not sample.denoised_path:
+        return None
+    path = local_storage(current_app.config).path(sample.denoised_path)
+    return path if path.is_file() else None
 
 
 def voiced(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

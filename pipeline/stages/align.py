@@ -152,8 +152,9 @@ def interpolate(words: list[TimedWord], start: float, end: float) -> list[TimedW
 
 def master_audio(sample: Sample) -> np.ndarray:
     """The master as float32 in [-1, 1): what whisperx.load_audio returns, without ffmpeg."""
-    pcm = read_pcm(open_master(sample))
-    return pcm[0 : len(pcm)].astype(np.float32) / 32768.0
+    with open_master(sample) as info:
+        pcm = read_pcm(info)
+        return pcm[0 : len(pcm)].astype(np.float32) / 32768.0
 
 
 def align_sentence(whisperx, audio, sentence: dict, language: str, config) -> list[dict]:

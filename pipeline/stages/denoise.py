@@ -19,11 +19,16 @@ from pathlib import Path
 import numpy as np
 from flask import current_app
 
-from ra_app.core.audio import denoised_audio_path
 from ra_app.core.files import replaced_atomically
 from ra_app.core.flow import advance
+from ra_app.core.media_store import (
+    drop_work_dir,
+    has_object,
+    media_storage,
+    publish_file,
+    work_dir,
+)
 from ra_app.core.states import ProcessingState
-from ra_app.core.storage import local_storage
 from ra_app.core.wav import WavWriter, frame_levels_db, read_pcm
 from ra_app.extensions import db
 
@@ -174,7 +179,7 @@ def run(sample_id, *, dry_run: bool = False, method: str | None = None) -> dict:
         return outcome("skipped", sample.id, "is discarded")
     wanted = settings(config, method)
     done = (
-        denoised_audio_path(sample) is not None
+        has_object(sample.denoised_path)
         and {k: (sample.denoise_info or {}).get(k) for k in wanted} == wanted
     )
     if done:
@@ -182,30 +187,30 @@ def run(sample_id, *, dry_run: bool = False, method: str | None = None) -> dict:
             advance(sample, S.DENOISED)
             db.session.commit()
         return outcome("already_denoised", sample.id, f"denoised with {method}")
-    storage = local_storage(config)
-    info = open_master(sample)
-    master = info.path
-    if dry_run:
-        return outcome("would_denoise", sample.id, f"{info.duration_s:.1f} s with {method}")
-    if method == "deepfilternet":
-        load_deepfilternet(config)  # refuse before any work on a host without it
-    key = str(Path(sample.master_path).parent / DENOISED_NAME)
-    dest = storage.path(key)
-    if dest == master:
+    key = f"{Path(sample.master_path).parent.as_posix()}/{DENOISED_NAME}"
+    if key == sample.master_path:
         raise RuntimeError("the denoised file would replace the master")
-    scratch = storage.scratch_dir(f"denoise-{sample.id}")
-    try:
-        facts = denoise_file(read_pcm(info), info.sample_rate, method, config, scratch, dest)
-        sample.denoised_path = key
-        sample.denoise_info = {**wanted, **facts}
-        if state in WAITING:
-            advance(sample, S.DENOISED)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    finally:
-        storage.delete_tree(f"tmp/denoise-{sample.id}")
+    with open_master(sample) as info:
+        if dry_run:
+            return outcome("would_denoise", sample.id, f"{info.duration_s:.1f} s with {method}")
+        if method == "deepfilternet":
+            load_deepfilternet(config)  # refuse before any work on a host without it
+        store = media_storage()
+        scratch = work_dir(f"denoise-{sample.id}", store)
+        try:
+            made = scratch / DENOISED_NAME
+            facts = denoise_file(read_pcm(info), info.sample_rate, method, config, scratch, made)
+            publish_file(store, made, key)
+            sample.denoised_path = key
+            sample.denoise_info = {**wanted, **facts}
+            if state in WAITING:
+                advance(sample, S.DENOISED)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        finally:
+            drop_work_dir(f"denoise-{sample.id}", store)
     loud = sample.denoise_info["loudness"]
     return outcome(
         "denoised",

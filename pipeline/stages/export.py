@@ -32,7 +32,16 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
-from ra_app.core.audio import denoised_audio_path
+from ra_app.core.files import link_or_copy
+from ra_app.core.media_store import (
+    drop_work_dir,
+    has_object,
+    label,
+    local_file,
+    media_storage,
+    publish_dir,
+    work_dir,
+)
 from ra_app.core.models import (
     Assignment,
     JobRun,
@@ -52,7 +61,6 @@ from ..export_docs import (
     Content,
     clip_span,
     content_of,
-    link_or_copy,
     metadata_doc,
     segment_lines,
     transcript_doc,
@@ -81,9 +89,19 @@ STATES_FOR = {
 SPLITS = ("train", "dev", "test")
 
 
-def export_root(output_dir: str | os.PathLike | None = None) -> Path:
-    config = current_app.config
-    return Path(output_dir or config.get("EXPORT_DIR") or config["DATA_ROOT"]).resolve()
+def export_store(output_dir: str | os.PathLike | None = None):
+    """Where `reviewed/` and `exports/` go: a folder given or EXPORT_DIR, else the media
+    storage (DATA_ROOT, or the bucket with S3)."""
+    folder = output_dir or current_app.config.get("EXPORT_DIR")
+    return LocalStorage(Path(folder).resolve()) if folder else media_storage()
+
+
+def store_at(root: str):
+    """The export store a job result names by its label (None: no longer reachable here)."""
+    if root.startswith("s3://"):
+        store = media_storage()
+        return store if label(store) == root else None
+    return LocalStorage(root)
 
 
 def split_of(source: Source) -> str:
@@ -143,43 +161,48 @@ def last_export(task_type: TaskType, sample_id, in_snapshot: bool) -> dict | Non
     for result in results:
         if not result or result.get("status") not in ("exported", "already_exported"):
             continue
-        if in_snapshot and not (
-            result.get("export_id")
-            and (Path(result.get("root", "")) / "exports" / result["export_id"]).is_dir()
-        ):
+        if in_snapshot and not (result.get("export_id") and in_a_snapshot(result)):
             continue  # staged only, or its snapshot never got made
         return result
     return None
 
 
-def stage_folder(c: Content, root: LocalStorage, split: str, fingerprint: str) -> str:
+def in_a_snapshot(result: dict) -> bool:
+    store = store_at(result.get("root", ""))
+    return store is not None and store.exists(f"exports/{result['export_id']}/export.json")
+
+
+def stage_folder(c: Content, root, split: str, fingerprint: str) -> str:
     """Write the sample's folder; returns its key under the export root."""
     sample = c.sample
     key = f"reviewed/{c.task_type.value}/{sample.id}"
-    scratch = root.scratch_dir(f"export-{c.task_type.value}-{sample.id}")
+    name = f"export-{c.task_type.value}-{sample.id}"
+    scratch = work_dir(name, root)
     try:
-        info = open_master(sample)
-        master = info.path
-        link_or_copy(master, scratch / "audio.wav")
-        denoised = denoised_audio_path(sample)
-        has_denoised = denoised is not None
-        if has_denoised:
-            link_or_copy(denoised, scratch / "denoised.wav")
-        if c.segments:
-            (scratch / "segments").mkdir()
-            pcm = read_pcm(info)
-            for g in c.segments:
-                first, last = clip_span(g, info.sample_rate, info.n_frames)
-                write_wav(
-                    scratch / "segments" / f"{g.position}.wav", pcm[first:last], info.sample_rate
-                )
+        with open_master(sample) as info:
+            link_or_copy(info.path, scratch / "audio.wav")
+            has_denoised = has_object(sample.denoised_path)
+            if has_denoised:
+                with local_file(sample.denoised_path) as denoised:
+                    link_or_copy(denoised, scratch / "denoised.wav")
+            if c.segments:
+                (scratch / "segments").mkdir()
+                pcm = read_pcm(info)
+                for g in c.segments:
+                    first, last = clip_span(g, info.sample_rate, info.n_frames)
+                    write_wav(
+                        scratch / "segments" / f"{g.position}.wav",
+                        pcm[first:last],
+                        info.sample_rate,
+                    )
+            lines = segment_lines(c, split, has_denoised, info)
         write_json(scratch / "transcript.json", transcript_doc(c))
         write_json(scratch / "translation.json", translation_doc(c))
         write_json(scratch / "metadata.json", metadata_doc(c, split, fingerprint, has_denoised))
-        write_jsonl(scratch / "segments.jsonl", segment_lines(c, split, has_denoised, info))
-        root.place_dir(scratch, key)
+        write_jsonl(scratch / "segments.jsonl", lines)
+        publish_dir(root, scratch, key, last="metadata.json")
     finally:
-        root.delete_tree(f"tmp/{scratch.name}")
+        drop_work_dir(name, root)
     return key
 
 
@@ -203,14 +226,14 @@ def run(
         )
     c = content_of(sample, task_type)
     fingerprint = c.fingerprint()
-    root = LocalStorage(export_root(output_dir))
+    root = export_store(output_dir)
     key = f"reviewed/{task_type.value}/{sample.id}"
     split = split_of(sample.source)
     facts = {
         "task_type": task_type.value,
         "fingerprint": fingerprint,
         "folder": key,
-        "root": str(root.root),
+        "root": label(root),
         "split": split,
         "segments": len(c.segments),
         "export_id": export_id,
@@ -219,8 +242,8 @@ def run(
     unchanged = (
         previous is not None
         and previous.get("fingerprint") == fingerprint
-        and previous.get("root") == str(root.root)
-        and (root.path(key) / "metadata.json").is_file()
+        and previous.get("root") == label(root)
+        and root.exists(f"{key}/metadata.json")
     )
     if dry_run:
         verb = "unchanged" if unchanged else f"{len(c.segments)} segments, split {split}"

@@ -28,10 +28,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from ra_app.core.media_store import drop_work_dir, local_file, media_storage, work_dir
 from ra_app.core.models import Origin, Sample, TranscriptRevision
 from ra_app.core.revisions import write_revisions
 from ra_app.core.states import ProcessingState, transition
-from ra_app.core.storage import local_storage
 from ra_app.core.text import nfc
 from ra_app.extensions import db
 
@@ -110,8 +110,8 @@ class Work:
 
     sample_id: uuid.UUID
     duration_s: float
-    rendition: Path
-    master: Path
+    rendition: str  # storage keys
+    master: str
     chunks: list[chunking.Chunk]
     glossary: Glossary
     keep: KeepList
@@ -119,13 +119,12 @@ class Work:
 
     @classmethod
     def prepare(cls, sample: Sample, config) -> Work:
-        storage = local_storage(config)
         glossary = lexicon.glossary(config["GEMINI_LEXICON_MAX_TERMS"])
         return cls(
             sample_id=sample.id,
             duration_s=sample.duration_s,
-            rendition=storage.path(sample.rendition_path),
-            master=storage.path(sample.master_path),
+            rendition=sample.rendition_path,
+            master=sample.master_path,
             chunks=chunking.plan_chunks(
                 sample.duration_s,
                 config["GEMINI_LONG_AUDIO_SECONDS"],
@@ -218,20 +217,22 @@ def transcribe(work: Work, model: str, config) -> list[dict]:
                 raise
             raise type(error)(where + error.args[0], *error.args[1:]) from error
 
-    if len(work.chunks) == 1 and work.rendition.is_file():
-        return ask(Audio(work.rendition), work.duration_s, 1, 1)
-    storage = local_storage(config)
-    scratch = storage.scratch_dir(f"gemini-{work.sample_id}")
+    if len(work.chunks) == 1 and media_storage().exists(work.rendition):
+        with local_file(work.rendition) as rendition:
+            return ask(Audio(rendition), work.duration_s, 1, 1)
+    name = f"gemini-{work.sample_id}"
+    scratch = work_dir(name)
     try:
         results = []
-        for chunk in work.chunks:
-            path = chunking.cut(work.master, chunk, scratch / f"chunk-{chunk.index}.m4a")
-            rows = ask(Audio(path), chunk.duration, chunk.index + 1, len(work.chunks))
-            results.append(chunking.shift(rows, chunk.start))
-            path.unlink(missing_ok=True)
+        with local_file(work.master) as master:
+            for chunk in work.chunks:
+                path = chunking.cut(master, chunk, scratch / f"chunk-{chunk.index}.m4a")
+                rows = ask(Audio(path), chunk.duration, chunk.index + 1, len(work.chunks))
+                results.append(chunking.shift(rows, chunk.start))
+                path.unlink(missing_ok=True)
         return chunking.merge(work.chunks, results)
     finally:
-        storage.delete_tree(f"tmp/{scratch.name}")
+        drop_work_dir(name)
 
 
 def read_sentences(response, max_output_tokens: int) -> list[dict]:
@@ -278,10 +279,13 @@ def plan(sample_id, *, model: str | None = None, replace_existing: bool = False)
             f"master (overlap {config['GEMINI_CHUNK_OVERLAP_SECONDS']:g} s)"
         )
     else:
-        size = work.rendition.stat().st_size if work.rendition.is_file() else 0
+        store = media_storage()
+        size = store.size(work.rendition) if store.exists(work.rendition) else 0
         inline = size <= config["GEMINI_INLINE_MAX_BYTES"]
         shown = f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
-        how = f"{work.rendition.name}, {shown} " + ("inline" if inline else "via the Files API")
+        how = f"{Path(work.rendition).name}, {shown} " + (
+            "inline" if inline else "via the Files API"
+        )
     return outcome(
         "would_run",
         sample,

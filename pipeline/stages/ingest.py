@@ -4,14 +4,21 @@ The same audio stays one sample: a source already ingested (same video id, same 
 the same bytes (same sha256) is reported as a duplicate. A new recording gets, with one
 ffmpeg pass, its processing master, browser rendition and waveform peaks under
 `samples/<sample id>/`, and — when subtitles came with it — its first transcript revision.
-The files are made in a scratch folder and moved into place just before the database row is
-committed, so a failure or a kill leaves nothing half-made: a rerun clears the scratch and,
-because the sample id follows from the source, replaces any folder left by a killed attempt.
+The files are made in a scratch folder and placed in the media storage (a rename, or an
+upload of whole objects) just before the database row is committed, so a failure or a kill
+leaves nothing half-made: a rerun clears the scratch and, because the sample id follows from
+the source, replaces any folder left by a killed attempt.
+
+The input is a local file on the worker's host, or (`key`) a file uploaded to the media
+storage by `flask ingest files` on another host (pipeline/uploads.py), with its sidecar
+subtitles (`subtitles_key`); an upload is removed once its sample exists.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,9 +27,17 @@ from flask import current_app
 
 from ra_app.core.audio import MASTER_NAME, PEAKS_NAME, RENDITION_NAME
 from ra_app.core.files import sha256_file
+from ra_app.core.media_store import (
+    delete_tree,
+    drop_work_dir,
+    local_file,
+    media_storage,
+    publish_dir,
+    work_dir,
+)
 from ra_app.core.models import Origin, Sample, Source, SourceKind, TranscriptRevision
 from ra_app.core.states import ProcessingState
-from ra_app.core.storage import local_storage
+from ra_app.core.storage import MissingObject
 from ra_app.extensions import db
 
 from .. import media
@@ -47,6 +62,8 @@ class Recording:
     info: dict = field(default_factory=dict)
     subtitles_path: str | None = None
     subtitles_origin: Origin | None = None
+    key: str | None = None  # uploaded to the media storage (the file is then not local)
+    subtitles_key: str | None = None
 
     @property
     def subject(self) -> str:
@@ -139,9 +156,36 @@ def read_subtitles(recording: Recording) -> list | None:
     if not recording.subtitles_path:
         return None
     try:
-        return load_subtitle_file(recording.subtitles_path) or None
+        with input_file(recording.subtitles_key, recording.subtitles_path) as path:
+            return load_subtitle_file(path) or None
     except SubtitleError as error:
         raise PermanentError(f"subtitles unreadable: {error}", code="bad_subtitles") from error
+
+
+@contextmanager
+def input_file(key: str | None, path: str) -> Iterator[Path]:
+    """The input as a local file: the uploaded object `key`, else the path on this host."""
+    if key is None:
+        if not Path(path).is_file():
+            raise PermanentError(f"no such file: {path}", code="missing")
+        yield Path(path)
+        return
+    try:
+        with local_file(key) as local:
+            yield local
+    except MissingObject:
+        raise PermanentError(
+            f"the upload of {path} is not in storage ({key}); run `flask ingest files` again",
+            code="missing",
+        ) from None
+
+
+def forget_upload(recording: Recording) -> None:
+    """The uploaded input is not needed once its sample exists (a duplicate's neither)."""
+    store = media_storage()
+    for key in (recording.key, recording.subtitles_key):
+        if key:
+            store.delete(key)
 
 
 def media_error(error: MediaError) -> PermanentError:
@@ -151,11 +195,17 @@ def media_error(error: MediaError) -> PermanentError:
 def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
     """Ingest `recording`; raise PermanentError for input that can never become a sample."""
     existing = find_existing(recording)
-    if existing is not None:
-        return duplicate(recording, existing)
-    path = Path(recording.path)
-    if not path.is_file():
-        raise PermanentError(f"no such file: {path}", code="missing")
+    if existing is None:
+        with input_file(recording.key, recording.path) as path:
+            result = ingest_file(recording, path, dry_run)
+    else:
+        result = duplicate(recording, existing)
+    if result.status in ("created", "duplicate"):
+        forget_upload(recording)
+    return result
+
+
+def ingest_file(recording: Recording, path: Path, dry_run: bool) -> Outcome:
     checksum = sha256_file(path)
     existing = find_existing(recording, checksum)
     if existing is not None:
@@ -169,9 +219,10 @@ def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
             raise media_error(error) from error
         return Outcome("would_create", recording.external_id, f"{info.duration_s or 0:.1f} s")
 
-    storage = local_storage(current_app.config)
+    store = media_storage()
     sample_id = sample_id_for(recording)
-    scratch = storage.scratch_dir(f"ingest-{sample_id}")
+    name = f"ingest-{sample_id}"
+    scratch = work_dir(name, store)
     final_key = f"samples/{sample_id}"
     placed = False
     try:
@@ -180,14 +231,14 @@ def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
         except MediaError as error:
             raise media_error(error) from error
         sample = save_sample(recording, sample_id, final_key, result, checksum, sentences)
-        storage.place_dir(scratch, final_key)
+        publish_dir(store, scratch, final_key, last=MASTER_NAME)
         placed = True
         db.session.commit()
     except sa.exc.IntegrityError:
         # The same bytes were committed by a concurrent ingest of another path.
         db.session.rollback()
         if placed:
-            storage.delete_tree(final_key)
+            delete_tree(store, final_key)
         existing = find_existing(recording, checksum)
         if existing is None:
             raise
@@ -195,10 +246,10 @@ def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
     except BaseException:
         db.session.rollback()
         if placed:
-            storage.delete_tree(final_key)
+            delete_tree(store, final_key)
         raise
     finally:
-        storage.delete_tree(f"tmp/ingest-{sample_id}")
+        drop_work_dir(name, store)
     transcript = f", {len(sentences)} subtitle sentences" if sentences else ""
     return Outcome(
         "created",

@@ -87,9 +87,8 @@ def plan_for(sample: Sample) -> tuple[list[PlannedSegment], dict]:
     rows = rows_of(transcript, translation)
     words = word_timings(transcript.id)
     aligned = bool(words)
-    info = open_master(sample)
-    pcm = read_pcm(info)
-    vad = Vad.from_pcm(pcm, info.sample_rate)
+    with open_master(sample) as info:
+        vad = Vad.from_pcm(read_pcm(info), info.sample_rate)
     config = current_app.config
     planned = plan_segments(
         units_of(rows, words),

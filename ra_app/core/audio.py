@@ -12,10 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from flask import current_app
-
 from .files import replaced_atomically
-from .storage import local_storage
 
 SAMPLE_RATE = 16_000
 """Sample rate of the master, the peaks and every stage (what the ASR models expect)."""
@@ -27,14 +24,6 @@ RENDITION_BITRATE = "64k"
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
-
-
-def denoised_audio_path(sample) -> Path | None:
-    """The sample's denoised audio on disk, if it has one (pipeline/stages/denoise.py)."""
-    if not sample.denoised_path:
-        return None
-    path = local_storage(current_app.config).path(sample.denoised_path)
-    return path if path.is_file() else None
 
 
 def cut_clip(master: Path, clip: Path, start: float, end: float, timeout: float = 600) -> Path:

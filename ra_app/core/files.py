@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,3 +42,12 @@ def replaced_atomically(dest: str | os.PathLike[str]) -> Iterator[Path]:
 def write_text_atomically(dest: str | os.PathLike[str], text: str) -> None:
     with replaced_atomically(dest) as partial:
         partial.write_text(text, encoding="utf-8")
+
+
+def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """A hard link (instant, and frozen: our writers replace files, never rewrite them in
+    place), or a copy where the two paths are on different file systems."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 
 from ..extensions import db
+from .media_store import is_local, media_storage
 
 
 @dataclass
@@ -63,7 +64,11 @@ def storage() -> tuple[bool, str]:
     with tempfile.NamedTemporaryFile(dir=root, prefix=".readyz-") as probe:
         probe.write(b"ok")
         probe.flush()
-    return True, "writable"
+    store = media_storage()
+    if is_local(store):
+        return True, "writable"
+    store.client.head_bucket(Bucket=store.bucket)  # reachable, and these credentials work
+    return True, "work folder writable, bucket reachable"
 
 
 CHECKS = {"database": database, "migrations": migrations, "broker": broker, "storage": storage}

@@ -5,12 +5,16 @@ Keys live under an optional prefix in the bucket. An object appears whole or not
 S3 shows an upload (a multipart one included, for large files) only once it completes.
 Its sha256 is computed before the upload and kept in the object's metadata, so a reader
 can verify what it fetched without reading the object twice.
+
+A large file goes up in parts, and an upload cut off (a killed command, a lost network) is
+resumed by the next `put_file` of that key: the parts already in the bucket whose MD5 (their
+ETag) matches the file's are kept, the rest are sent.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .files import replaced_atomically, sha256_file
@@ -21,7 +25,15 @@ MISSING = ("404", "NoSuchKey", "NotFound")
 
 
 class S3Storage:
-    def __init__(self, endpoint, access_key, secret_key, bucket, prefix: str = ""):
+    def __init__(
+        self,
+        endpoint,
+        access_key,
+        secret_key,
+        bucket,
+        prefix: str = "",
+        part_bytes: int = 16 * 1024 * 1024,
+    ):
         import boto3  # only hosts that use S3 pay for the import
         from boto3.s3.transfer import TransferConfig
 
@@ -35,23 +47,87 @@ class S3Storage:
             region_name="us-east-1",  # what S3-compatible stores accept when they ignore it
         )
         # Parts of 16 MiB from 64 MiB on: an hour of master WAV goes up in a few dozen parts.
+        self.part_bytes = part_bytes
+        self.multipart_bytes = 4 * part_bytes
         self.transfer = TransferConfig(
-            multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024
+            multipart_threshold=self.multipart_bytes, multipart_chunksize=part_bytes
         )
 
     def name(self, key: str) -> str:
         return self.prefix + safe_key(key)
 
-    def put_file(self, src: Path, key: str) -> str:
+    def put_file(self, src: Path, key: str, on_part: Callable[[int], None] | None = None) -> str:
+        """Upload `src` as `key`; `on_part(bytes)` is called after each part sent."""
         digest = sha256_file(src)
-        self.client.upload_file(
-            str(src),
-            self.bucket,
-            self.name(key),
-            ExtraArgs={"Metadata": {SHA256: digest}},
-            Config=self.transfer,
-        )
+        if Path(src).stat().st_size < self.multipart_bytes:
+            self.client.upload_file(
+                str(src), self.bucket, self.name(key), ExtraArgs={"Metadata": {SHA256: digest}}
+            )
+        else:
+            self._put_in_parts(Path(src), key, digest, on_part)
         return digest
+
+    def _put_in_parts(self, src: Path, key: str, digest: str, on_part) -> None:
+        name = self.name(key)
+        upload_id, there = self._earlier_upload(name, src)
+        if upload_id is None:
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=name, Metadata={SHA256: digest}
+            )["UploadId"]
+        parts = []
+        with open(src, "rb") as fh:
+            number = 0
+            while data := fh.read(self.part_bytes):
+                number += 1
+                etag = there.get(number)
+                if etag != hashlib.md5(data).hexdigest():  # noqa: S324 - S3's ETag is MD5
+                    etag = self.client.upload_part(
+                        Bucket=self.bucket,
+                        Key=name,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=data,
+                    )["ETag"].strip('"')
+                    if on_part:
+                        on_part(len(data))
+                parts.append({"PartNumber": number, "ETag": f'"{etag}"'})
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        if self.head(key).get("Metadata", {}).get(SHA256) != digest:
+            # The resumed upload was begun for other bytes with the same first parts.
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=name,
+                CopySource={"Bucket": self.bucket, "Key": name},
+                Metadata={SHA256: digest},
+                MetadataDirective="REPLACE",
+            )
+
+    def _earlier_upload(self, name: str, src: Path) -> tuple[str | None, dict[int, str]]:
+        """An unfinished upload of `name` whose parts all match `src` (its id and the parts'
+        MD5s); unfinished uploads that do not match are aborted."""
+        listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=name)
+        found: tuple[str | None, dict[int, str]] = (None, {})
+        for upload in listing.get("Uploads", []):
+            if upload["Key"] != name:
+                continue
+            upload_id = upload["UploadId"]
+            listed = self.client.list_parts(Bucket=self.bucket, Key=name, UploadId=upload_id)
+            there = {p["PartNumber"]: p["ETag"].strip('"') for p in listed.get("Parts", [])}
+            if found[0] is None and self._parts_match(src, there):
+                found = (upload_id, there)
+            else:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
+        return found
+
+    def _parts_match(self, src: Path, there: dict[int, str]) -> bool:
+        with open(src, "rb") as fh:
+            for number, etag in there.items():
+                fh.seek((number - 1) * self.part_bytes)
+                if hashlib.md5(fh.read(self.part_bytes)).hexdigest() != etag:  # noqa: S324
+                    return False
+        return True
 
     def get_file(self, key: str, dest: Path, expected: str | None = None) -> Path:
         """The object into `dest` (whole or not at all), checked against its checksum
@@ -80,6 +156,13 @@ class S3Storage:
                 return b""  # from the end on: nothing, as a file read there gives
             raise
         return answer["Body"].read()
+
+    def stream(self, key: str, start: int, length: int, chunk: int = 1 << 16) -> Iterator[bytes]:
+        """[start, start + length) of the object, in chunks, without holding it in memory."""
+        if length <= 0:
+            return iter(())
+        answer = self._call("get_object", key, Range=f"bytes={start}-{start + length - 1}")
+        return answer["Body"].iter_chunks(chunk)
 
     def head(self, key: str) -> dict:
         return self._call("head_object", key)

@@ -1,11 +1,10 @@
-"""Where the product keeps files: a local directory under DATA_ROOT (the default, and where
-sample audio lives so ffmpeg and HTTP Range serving read it directly) and S3-compatible
-object storage (ra_app/core/s3.py; archives to ingest today).
+"""The two storage backends: a local directory under DATA_ROOT (the default) and
+S3-compatible object storage (ra_app/core/s3.py).
 
 Both backends keep one contract, tested for each in tests/test_storage.py: `put_file` (the
 object appears whole or not at all, and its sha256 is returned and kept), `get_file`,
-`read_range`, `size`, `checksum`, `exists`, `delete`, `keys`. Workers that need a local
-file of an object take it through ra_app/core/media_cache.py.
+`read_range`, `stream`, `size`, `checksum`, `exists`, `delete`, `keys`. Which backend holds
+the media, and how a stage gets a local file of an object, is ra_app/core/media_store.py.
 
 Keys are relative, slash-separated names built by the product. Any key that could step
 outside the storage root — absolute, `..`, odd characters — is refused, so no path is ever
@@ -92,7 +91,7 @@ class LocalStorage:
 
     # The object contract (see the module docstring).
 
-    def put_file(self, src: Path, key: str) -> str:
+    def put_file(self, src: Path, key: str, on_part=None) -> str:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with replaced_atomically(dest) as partial:
@@ -110,6 +109,13 @@ class LocalStorage:
         with open(self.existing(key), "rb") as fh:
             fh.seek(start)
             return fh.read(length)
+
+    def stream(self, key: str, start: int, length: int, chunk: int = 1 << 16) -> Iterator[bytes]:
+        with open(self.existing(key), "rb") as fh:
+            fh.seek(start)
+            while length > 0 and (block := fh.read(min(chunk, length))):
+                length -= len(block)
+                yield block
 
     def size(self, key: str) -> int:
         return self.existing(key).stat().st_size

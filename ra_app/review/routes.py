@@ -8,7 +8,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     send_from_directory,
     url_for,
 )
@@ -95,11 +94,7 @@ def task_page(task_id):
 
 @bp.route("/tasks/<uuid:task_id>/audio")
 def task_audio(task_id):
-    task = load_task(task_id)
-    # conditional=True answers Range requests with 206 and partial content.
-    return send_file(
-        media.task_audio_path(task), mimetype="audio/mp4", conditional=True, max_age=3600
-    )
+    return media.audio_response(load_task(task_id))
 
 
 @bp.route("/tasks/<uuid:task_id>/analysis")
