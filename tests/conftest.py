@@ -89,6 +89,11 @@ def app(postgres_app):
 def postgres_app(database_url_for_session, tmp_path):
     app = make_app(database_url_for_session, tmp_path / "data")
     yield app
+    empty_tables(app)
+
+
+def empty_tables(app) -> None:
+    """The session's shared database emptied for the next test."""
     with app.app_context():
         db.session.remove()
         tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
