@@ -1,14 +1,13 @@
-"""What the drill counts once the day is over: every figure is read from the database and
-the export folders (inside an app context), none from what the drill itself believes."""
+"""What the drills count once the day is over: every figure is read from the database and
+the exported files (inside an app context), none from what the drill itself believes."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from hashlib import sha256
 
 import sqlalchemy as sa
 
-from ra_app.core.files import sha256_file as sha256
 from ra_app.core.models import (
     Assignment,
     JobRun,
@@ -61,26 +60,33 @@ def exported_more_than_once() -> int:
     return sum(n > 1 for n in written.values())
 
 
-def audio_mismatches(data_root: Path) -> int:
+def read_object(store, key: str) -> bytes:
+    return store.read_range(key, 0, store.size(key))
+
+
+def audio_mismatches(store) -> int:
     """Exported samples whose audio is not their master, or whose segment lines are not
-    their segments."""
+    their segments (`store`: where the media and `reviewed/` are, a folder or a bucket)."""
     bad = 0
     for sample in db.session.scalars(
         sa.select(Sample).where(Sample.processing_state == S.EXPORTED)
     ):
-        folder = data_root / f"reviewed/audio_segmentation/{sample.id}"
-        audio = folder / "audio.wav"
-        if not audio.is_file() or sha256(audio) != sha256(data_root / sample.master_path):
+        folder = f"reviewed/audio_segmentation/{sample.id}"
+        if (
+            not store.exists(f"{folder}/audio.wav")
+            or sha256(read_object(store, f"{folder}/audio.wav")).digest()
+            != sha256(read_object(store, sample.master_path)).digest()
+        ):
             bad += 1
             continue
-        lines = [json.loads(x) for x in (folder / "segments.jsonl").read_text().splitlines()]
+        lines = [json.loads(x) for x in read_object(store, f"{folder}/segments.jsonl").splitlines()]
         rows = db.session.scalar(sa.select(sa.func.count()).where(Segment.sample_id == sample.id))
         if len(lines) != rows or len({x["segment_id"] for x in lines}) != rows:
             bad += 1
     return bad
 
 
-def counts(data_root: Path, tally) -> dict:
+def counts(store, tally) -> dict:
     db.session.remove()
     not_submitted = set(
         str(t)
@@ -104,7 +110,7 @@ def counts(data_root: Path, tally) -> dict:
             sa.select(sa.func.count()).where(JobRun.status == JobStatus.RUNNING)
         ),
         "submits_lost": len(not_submitted) + never_done,
-        "exported_audio_mismatches": audio_mismatches(data_root),
+        "exported_audio_mismatches": audio_mismatches(store),
         "tasks_submitted": len(tally.submitted),
         "outbox_messages": db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)),
         "outbox_messages_sent_again": db.session.scalar(

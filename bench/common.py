@@ -16,8 +16,8 @@ def machine() -> dict:
     return {"host": platform.node(), "cpus": cpus, "python": platform.python_version()}
 
 
-def write_results(name: str, figures: dict) -> Path:
-    """Print the figures and write them to bench/results/<name>.json."""
+def write_results(name: str, figures: dict, path: Path | None = None) -> Path:
+    """Print the figures and write them to bench/results/<name>.json (or `path`)."""
     RESULTS.mkdir(exist_ok=True)
     record = {
         "benchmark": name,
@@ -25,7 +25,7 @@ def write_results(name: str, figures: dict) -> Path:
         "machine": machine(),
         **figures,
     }
-    path = RESULTS / f"{name}.json"
+    path = path or RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(record, indent=2, ensure_ascii=False))
     print(f"written to {path}")

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ra_app.core.storage import LocalStorage
+
 from ._drill_faults import Faults, Proc, Redis, celery_worker, wait
 from ._drill_reviewers import Reviewer, Tally
 from ._support import (
@@ -310,7 +312,7 @@ class Drill:
         from ._drill_counts import counts
 
         with self.app().app_context():
-            found = counts(self.data_root, tally)
+            found = counts(LocalStorage(self.data_root), tally)
         return {
             "recordings_in": self.count,
             **found,
