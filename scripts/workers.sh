@@ -3,7 +3,8 @@
 #
 #   WORKER_PROCESSES="io=4,cpu=2"  scripts/workers.sh
 #
-# queue=processes, comma-separated (the host kinds and what each needs: README, "Production").
+# queue=processes, comma-separated, from the environment or .env (the host kinds and what
+# each needs: README, "Production").
 # WORKER_VENV picks the environment (default .venv; GPU hosts: .venv-align, .venv-denoise).
 # With WORKER_METRICS_PORT set, the workers serve metrics on it and the ports after it, in
 # the order given. SIGTERM or Ctrl-C stops them all warmly (each finishes its tasks); when
@@ -11,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-spec="${WORKER_PROCESSES:-io=2,cpu=2,llm=2}"
+from_env_file() { sed -n "s/^$1=//p" .env 2>/dev/null | tail -n 1; }
+spec="${WORKER_PROCESSES:-$(from_env_file WORKER_PROCESSES)}"
+spec="${spec:-io=2,cpu=2,llm=2}"
 venv="${WORKER_VENV:-.venv}"
 port="${WORKER_METRICS_PORT:-}"
 pids=()

@@ -22,6 +22,7 @@ import requests
 
 from .conftest import REDIS_URL
 from .test_metrics import free_port
+from .test_storage import new_bucket
 from .workers import ROOT, stop_group, wait_for
 
 ANSIBLE = ROOT / "deploy" / "ansible"
@@ -93,7 +94,7 @@ def unit_command(unit: Path) -> tuple[list[str], dict, Path]:
 
 
 def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
-    empty_database, celery_app, tmp_path
+    empty_database, celery_app, s3_endpoint, tmp_path
 ):
     env = tool_env(tmp_path)
     prefix = tmp_path / "root"
@@ -122,6 +123,8 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
                 "vault_broker_password": "",
                 "vault_metrics_token": "token-from-the-vault",
                 "vault_gemini_api_keys": ["vault-key-one-0001"],
+                "vault_s3_access_key": "k",
+                "vault_s3_secret_key": "s3-secret-from-the-vault",
             }
         )
     )
@@ -148,6 +151,8 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
         "review_manage_services": False,
         "review_repo": str(ROOT),
         "review_version": head,
+        "review_s3_endpoint": s3_endpoint,  # the media in a bucket, as the example has it
+        "review_s3_bucket": new_bucket(s3_endpoint).bucket,
         "review_prebuilt_venv": str(ROOT / ".venv"),
         "review_model_mirror": str(mirror),
         "review_database_url": empty_database().replace("+psycopg2", ""),
@@ -203,6 +208,8 @@ def test_a_local_run_deploys_units_that_systemd_accepts_and_that_serve(
     settings = prefix / "etc" / "review" / "review.env"
     assert oct(settings.stat().st_mode & 0o777) == "0o640"
     assert "GEMINI_API_KEY_1='vault-key-one-0001'" in settings.read_text()
+    assert "STORAGE_BACKEND='s3'" in settings.read_text()
+    assert "S3_SECRET_KEY='s3-secret-from-the-vault'" in settings.read_text()
     assert (prefix / "srv" / "review" / "current").resolve().name == head
     assert (prefix / "var/lib/review/models/deepfilternet3/config.ini").is_file()
 

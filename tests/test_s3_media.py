@@ -21,7 +21,7 @@ from ra_app.extensions import db
 from . import audio
 from .conftest import empty_tables, make_app
 from .review_helpers import assign, claim, make_review_sample
-from .test_storage import MiB, a_file, new_bucket, s3_endpoint  # noqa: F401 - the fixture
+from .test_storage import MiB, a_file, new_bucket
 
 pytestmark = pytest.mark.usefixtures("s3_endpoint")
 
@@ -38,12 +38,12 @@ def s3_settings(endpoint: str, bucket: str) -> dict:
 
 
 @pytest.fixture
-def bucket(s3_endpoint):  # noqa: F811 - the fixture imported above
+def bucket(s3_endpoint):
     return new_bucket(s3_endpoint)
 
 
 @pytest.fixture
-def app(database_url_for_session, tmp_path, s3_endpoint, bucket):  # noqa: F811
+def app(database_url_for_session, tmp_path, s3_endpoint, bucket):
     app = make_app(
         database_url_for_session,
         tmp_path / "data",
@@ -175,7 +175,7 @@ class CutOff(Exception):
     pass
 
 
-def test_a_large_upload_cut_off_is_resumed_part_by_part(s3_endpoint, tmp_path):  # noqa: F811
+def test_a_large_upload_cut_off_is_resumed_part_by_part(s3_endpoint, tmp_path):
     plain = new_bucket(s3_endpoint)
     store = S3Storage(s3_endpoint, "k", "s", plain.bucket, prefix="site-1", part_bytes=5 * MiB)
     big = a_file(tmp_path / "long.wav", 23 * MiB)  # 5 parts: 4 of 5 MiB and 3 MiB

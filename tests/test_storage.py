@@ -29,17 +29,6 @@ from .workers import ROOT, wait_for
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def new_bucket(endpoint: str) -> S3Storage:
     bucket = f"media-{uuid.uuid4().hex[:10]}"
     storage = S3Storage(endpoint, "k", "s", bucket, prefix="site-1")
