@@ -138,9 +138,12 @@ class MultiHost:
 
     def app(self):
         if self._app is None:
+            from config import celery_settings
+
             self._app = make_app(
                 self.db_url, self.hosts["web"] / "data", **self.settings(),
                 MEDIA_CACHE_DIR=str(self.hosts["web"] / "cache"),
+                CELERY=celery_settings(self.redis.url),  # what it queues goes to the broker
             )  # fmt: skip
         return self._app
 
