@@ -139,6 +139,8 @@ class Config:
     MEDIA_CACHE_DIR = env("MEDIA_CACHE_DIR")
     MEDIA_CACHE_MAX_GB = env_float("MEDIA_CACHE_MAX_GB", 50.0)
 
+    # The admin's Upload page: the largest file it takes (sent in parts under the limit above).
+    UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 8 * 1024**3)
     # Ingestion: the shortest clip worth reviewing; yt-dlp's network patience.
     MIN_CLIP_SECONDS = env_float("MIN_CLIP_SECONDS", 1.0)
     YTDLP_SOCKET_TIMEOUT = env_float("YTDLP_SOCKET_TIMEOUT", 30.0)
@@ -169,7 +171,8 @@ class Config:
     GEMINI_BASE_URL = env("GEMINI_BASE_URL")  # a gateway or proxy; unset = Google's endpoint
     GEMINI_API_VERSION = env("GEMINI_API_VERSION", "v1beta")
     GEMINI_TIMEOUT_SECONDS = env_float("GEMINI_TIMEOUT_SECONDS", 600.0)  # one HTTP request
-    # All workers together stay under this many generateContent calls per minute.
+    # Each API key gets at most this many generateContent calls a minute, all workers
+    # together (counted in Redis): keys from different projects add up their quotas.
     GEMINI_REQUESTS_PER_MINUTE = env_int("GEMINI_REQUESTS_PER_MINUTE", 10)
     GEMINI_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("GEMINI_RATE_LIMIT_MAX_WAIT_SECONDS", 300.0)
     # 5xx answers and timeouts are retried this many times in the task (backoff doubling
@@ -280,6 +283,21 @@ class DevConfig(Config):
     instance/), or a developer's own services with their own SECRET_KEY."""
 
 
+def media_problems(config) -> list[str]:
+    """What the media settings lack (ra_app/core/media_store.py)."""
+    if config.STORAGE_BACKEND not in ("local", "s3"):
+        return [f"STORAGE_BACKEND=local or s3, not {config.STORAGE_BACKEND!r}"]
+    problems = []
+    if config.STORAGE_BACKEND == "s3":
+        names = ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET")
+        missing = [name for name in names if not getattr(config, name)]
+        if missing:
+            problems.append(", ".join(missing) + " (STORAGE_BACKEND=s3 keeps the media there)")
+    if config.AUDIO_DELIVERY not in ("stream", "redirect"):
+        problems.append(f"AUDIO_DELIVERY=stream or redirect, not {config.AUDIO_DELIVERY!r}")
+    return problems
+
+
 class ProdConfig(Config):
     PRODUCTION = True
     SESSION_COOKIE_SECURE = True
@@ -298,6 +316,7 @@ class ProdConfig(Config):
                 "SECRET_KEY of 32+ random characters, e.g. "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
+        problems += media_problems(cls)
         if problems:
             raise RuntimeError("Production needs " + "; ".join(problems) + ".")
 

@@ -74,5 +74,5 @@ def migrate_command(dry_run: bool):
         sys.exit(1 if failed else 0)
     click.echo(
         f"Every object is in {where}. Nothing was switched: the installation still "
-        "reads local files until its storage setting changes."
+        "reads local files until STORAGE_BACKEND=s3 is set on every host (then restart)."
     )

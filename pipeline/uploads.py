@@ -11,17 +11,13 @@ checksum is not sent again, and an unfinished large upload is resumed part by pa
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import replace
 from pathlib import Path
 
 from ra_app.core.files import sha256_file
+from ra_app.core.storage import safe_name
 
 from .stages.ingest import Recording, find_existing
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")[:120] or "file"
 
 
 def upload_key(recording: Recording, path: str) -> str:

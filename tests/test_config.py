@@ -66,6 +66,12 @@ def test_production_refuses_to_start_without_a_secret_key(fresh_config):
         ({"DATABASE_URL": PG}, ["CELERY_BROKER_URL", "SECRET_KEY"]),  # no APP_ENV, no broker
         ({"APP_ENV": "production", "SECRET_KEY": "k" * 48}, ["DATABASE_URL", "CELERY_BROKER_URL"]),
         ({"DATABASE_URL": PG, "CELERY_BROKER_URL": "redis://r/0"}, ["SECRET_KEY"]),
+        (
+            {"DATABASE_URL": PG, "STORAGE_BACKEND": "s3", "S3_ENDPOINT": "http://s3.internal"},
+            ["S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET", "STORAGE_BACKEND=s3"],
+        ),
+        ({"DATABASE_URL": PG, "STORAGE_BACKEND": "nfs"}, ["STORAGE_BACKEND=local or s3"]),
+        ({"DATABASE_URL": PG, "AUDIO_DELIVERY": "cdn"}, ["AUDIO_DELIVERY=stream or redirect"]),
     ],
 )
 def test_a_server_database_means_production_and_every_missing_setting_is_named(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -286,6 +287,21 @@ def test_a_key_out_of_quota_hands_over_to_the_next_key(gemini_app, fake, audio_d
     # Every worker now skips the resting key: the next sample goes straight to key 2.
     assert run_task(second).successful()
     assert [r.api_key for r in fake.generate_requests()] == [KEY_1, KEY_2, KEY_2]
+
+
+def test_two_keys_carry_twice_the_rate_limit(gemini_app, fake, audio_dir):
+    """GEMINI_REQUESTS_PER_MINUTE is each key's: with one request a minute each, two samples
+    go at once (key 1 full, key 2 takes the next), and a third waits for a slot."""
+    gemini_app.config.update(GEMINI_REQUESTS_PER_MINUTE=1, GEMINI_RATE_LIMIT_MAX_WAIT_SECONDS=1)
+    samples = [ingested(gemini_app, audio_dir, freq=f) for f in (310, 410, 510)]
+    fake.queue(*(transcript_reply(SENTENCES[:1]) for _ in range(3)))
+    started = time.monotonic()
+    assert run_task(samples[0]).successful() and run_task(samples[1]).successful()
+    assert time.monotonic() - started < 20  # no minute waited
+    assert [r.api_key for r in fake.generate_requests()] == [KEY_1, KEY_2]
+    third = run_task(samples[2])
+    assert not third.successful() and "rate limit" in str(third.result)
+    assert len(fake.generate_requests()) == 2  # nothing sent over either key's limit
 
 
 def test_a_refused_key_is_skipped(gemini_app, fake, audio_dir):

@@ -323,3 +323,20 @@ def test_rate_limit_gives_up_past_its_patience():
     limiter.acquire()
     with pytest.raises(TransientError, match="rate limit"):
         limiter.acquire()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_each_key_has_its_own_limit_and_the_next_takes_over_when_one_is_full(backend):
+    if backend == "redis":
+        import redis
+
+        for name in ("ra:gemini:test-keys:a", "ra:gemini:test-keys:b"):
+            redis.Redis.from_url(REDIS_URL).delete(name)
+        store = RedisStore(REDIS_URL)
+    else:
+        store = MemoryStore()
+    limiter = RateLimiter(store, 2, window_s=30, max_wait_s=0.1, name="test-keys")
+    chosen = [limiter.acquire_any(["a", "b"]) for _ in range(4)]
+    assert chosen == [(0, 0.0), (0, 0.0), (1, 0.0), (1, 0.0)]
+    with pytest.raises(TransientError, match="for each of 2 key"):
+        limiter.acquire_any(["a", "b"])

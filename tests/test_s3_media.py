@@ -12,6 +12,7 @@ import requests
 
 from config import celery_settings
 from pipeline.ingest_cli import ingest_cli
+from ra_app.core.files import sha256_file
 from ra_app.core.media_store import media_storage
 from ra_app.core.models import Sample
 from ra_app.core.revisions import latest_transcript
@@ -160,7 +161,10 @@ def test_an_upload_that_was_removed_is_a_clear_failure(app, bucket, tmp_path):
     from pipeline.stages.ingest import Recording, ingest
     from ra_app.core.models import SourceKind
 
-    with app.app_context(), pytest.raises(PermanentError, match="run `flask ingest files` again"):
+    with (
+        app.app_context(),
+        pytest.raises(PermanentError, match="no longer in storage.*send the file again"),
+    ):
         ingest(
             Recording(
                 path="/elsewhere/a.wav",
@@ -208,3 +212,49 @@ def test_a_large_upload_cut_off_is_resumed_part_by_part(s3_endpoint, tmp_path):
     digest = store.put_file(other, "uploads/b/long.wav")
     store.get_file("uploads/b/long.wav", tmp_path / "back2.wav", digest)
     assert (tmp_path / "back2.wav").read_bytes() == other.read_bytes()
+
+
+def test_backups_are_copied_to_the_bucket_manifest_last(app, bucket, tmp_path):
+    from pipeline.backup import backup
+
+    with app.app_context():
+        make_review_sample(tmp_path)
+        manifest = backup()
+    folder = f"backups/{manifest['backup_id']}"
+    keys = set(bucket.keys(folder))
+    local = app.config["DATA_ROOT"] / "db_sync" / manifest["backup_id"]
+    assert keys == {f"{folder}/{p.name}" for p in local.iterdir()}
+    assert f"{folder}/manifest.json" in keys and f"{folder}/samples.jsonl.gz" in keys
+    for path in local.iterdir():
+        assert bucket.checksum(f"{folder}/{path.name}") == sha256_file(path)
+
+
+def test_readyz_fails_the_storage_check_when_the_bucket_cannot_be_reached(app, bucket):
+    client = app.test_client()
+    answer = client.get("/readyz")
+    assert answer.status_code == 200 and answer.get_json()["checks"]["storage"]["ok"]
+    app.config["S3_BUCKET"] = "no-such-bucket"
+    answer = client.get("/readyz")
+    storage = answer.get_json()["checks"]["storage"]
+    assert answer.status_code == 503 and storage["ok"] is False
+    assert "no-such-bucket" not in str(storage)  # the kind of error, not the place
+
+
+def test_a_browser_upload_goes_to_the_bucket_and_becomes_a_sample(app, admin, bucket, tmp_path):
+    from ra_app.core.outbox import wait_idle
+
+    from .test_admin_upload import begin, signed_in
+
+    wav = audio.tone(tmp_path / "talk.wav", seconds=2, freq=440, channels=1)
+    data = wav.read_bytes()
+    client, headers = signed_in(app, admin.email)
+    started = begin(client, headers, wav.name, len(data)).get_json()
+    url = f"/admin/uploads/{started['upload_id']}"
+    assert client.put(f"{url}/parts/1", data=data, headers=headers).status_code == 200
+    assert client.post(f"{url}/finish", headers=headers).get_json()["status"] == "queued"
+    wait_idle(60)  # the embedded mode runs the queued ingest in this process
+    with app.app_context():
+        sample = db.session.query(Sample).one()
+        assert bucket.exists(sample.master_path) and sample.title == "talk"
+    assert list(bucket.keys("uploads")) == []
+    assert not (app.config["DATA_ROOT"] / "uploads").exists()

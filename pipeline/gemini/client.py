@@ -206,11 +206,10 @@ class Gemini:
         uploads: dict[Key, types.File] = {}
         try:
             while True:
-                key = self.ring.available()
+                key = self.key_with_a_slot()
                 try:
                     parts = [self.audio_part(key, audio, uploads)] if audio else []
                     parts.append(types.Part.from_text(text=prompt))
-                    self.limiter.acquire()
                     return self.sdk(key).models.generate_content(
                         model=model,
                         contents=[types.Content(role="user", parts=parts)],
@@ -230,6 +229,14 @@ class Gemini:
                     self.retry_or_raise(key, scrub(what, self.ring.keys), tries, advice)
         finally:
             self.delete_uploads(uploads)
+
+    def key_with_a_slot(self) -> Key:
+        """A key that is not resting and has a request left this minute (each key its own
+        GEMINI_REQUESTS_PER_MINUTE, counted across all workers): the first until it is
+        full, then the next, so two keys carry twice the load; waits when all are full."""
+        keys = self.ring.usable()
+        chosen, _ = self.limiter.acquire_any([key.fingerprint for key in keys])
+        return keys[chosen]
 
     def after_api_error(self, key: Key, error: genai_errors.APIError, tries: Tries) -> None:
         """Rest or refuse the key, or wait for a retry; raise when it is time to give up."""
@@ -279,7 +286,7 @@ class Gemini:
     def ping(self, key: Key, model: str) -> tuple[str, str]:
         """One tiny request with `key`: (state, detail), state ok/quota/refused/error."""
         try:
-            self.limiter.acquire()
+            self.limiter.acquire_any([key.fingerprint])
             self.sdk(key).models.generate_content(
                 model=model,
                 contents="Reply with the word OK.",

@@ -59,17 +59,24 @@ class KeyRing:
 
     def available(self) -> Key:
         """The first key that is not resting; raise when there is none."""
+        return self.usable()[0]
+
+    def usable(self) -> list[Key]:
+        """The keys that are not resting, in order; raise when there is none."""
         if not self.keys:
             raise PermanentError(
                 "no Gemini API key is configured: set GEMINI_API_KEY_1 (and _2, _3 … for more)",
                 code="no_key",
             )
-        resting = []
+        usable, resting = [], []
         for key in self.keys:
             why = self.state(key)
             if why is None:
-                return key
-            resting.append((key, why))
+                usable.append(key)
+            else:
+                resting.append((key, why))
+        if usable:
+            return usable
         if all(why.startswith("refused") for _, why in resting):
             reasons = "; ".join(f"{key.label}: {why}" for key, why in resting)
             raise PermanentError(

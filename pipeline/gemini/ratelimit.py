@@ -114,7 +114,8 @@ def shared_store(config) -> MemoryStore | RedisStore:
 
 
 class RateLimiter:
-    """At most `limit` requests per `window_s` seconds across everyone sharing `store`."""
+    """At most `limit` requests per `window_s` seconds under each name, across everyone
+    sharing `store` (one name per API key: each key's project has its own quota)."""
 
     def __init__(
         self,
@@ -133,17 +134,28 @@ class RateLimiter:
 
     def acquire(self) -> float:
         """Wait for a slot; return the seconds waited. Raise TransientError past max_wait_s."""
+        return self.acquire_any([""])[1]
+
+    def acquire_any(self, parts: list[str]) -> tuple[int, float]:
+        """Wait for a slot under any of `parts` (each with its own limit), trying them in
+        order: the first is used until it is full, then the next, so every key's quota is
+        used. Returns which one, and the seconds waited."""
         waited = 0.0
         while True:
-            wait = self.store.take_slot(self.name, self.limit, self.window_s)
-            if wait <= 0:
-                return waited
+            waits = []
+            for i, part in enumerate(parts):
+                name = f"{self.name}:{part}" if part else self.name
+                wait = self.store.take_slot(name, self.limit, self.window_s)
+                if wait <= 0:
+                    return i, waited
+                waits.append(wait)
+            wait = min(waits)
             if waited + wait > self.max_wait_s:
                 raise TransientError(
-                    f"the Gemini rate limit ({self.limit} requests per {self.window_s:g} s) "
-                    f"is used up by other workers",
+                    f"the Gemini rate limit ({self.limit} requests per {self.window_s:g} s "
+                    f"for each of {len(parts)} key(s)) is used up by other workers",
                     "the task is retried later; raise GEMINI_REQUESTS_PER_MINUTE if the quota "
-                    "allows it",
+                    "allows it, or add keys",
                 )
             time.sleep(wait)
             waited += wait

@@ -175,7 +175,7 @@ def input_file(key: str | None, path: str) -> Iterator[Path]:
             yield local
     except MissingObject:
         raise PermanentError(
-            f"the upload of {path} is not in storage ({key}); run `flask ingest files` again",
+            f"the upload of {path} is no longer in storage ({key}); send the file again",
             code="missing",
         ) from None
 

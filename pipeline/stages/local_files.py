@@ -6,30 +6,12 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from ra_app.core.audio import MEDIA_EXTENSIONS
 from ra_app.core.models import Origin, SourceKind
 
 from ..errors import PermanentError
 from .ingest import Recording
 
-MEDIA_EXTENSIONS = {
-    ".aac",
-    ".aif",
-    ".aiff",
-    ".amr",
-    ".flac",
-    ".m4a",
-    ".mka",
-    ".mkv",
-    ".mov",
-    ".mp3",
-    ".mp4",
-    ".oga",
-    ".ogg",
-    ".opus",
-    ".wav",
-    ".webm",
-    ".wma",
-}
 # Sidecar subtitles: name.vtt, name.srt, or with a language as yt-dlp writes them.
 SIDECAR_SUFFIXES = (".vi.vtt", ".vi.srt", ".vtt", ".srt", ".en.vtt", ".en.srt")
 

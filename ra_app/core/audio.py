@@ -22,6 +22,27 @@ RENDITION_NAME = "audio.m4a"
 PEAKS_NAME = "peaks.bin"
 RENDITION_BITRATE = "64k"
 
+# What ingestion takes as audio (or video with an audio track), by file name.
+MEDIA_EXTENSIONS = {
+    ".aac",
+    ".aif",
+    ".aiff",
+    ".amr",
+    ".flac",
+    ".m4a",
+    ".mka",
+    ".mkv",
+    ".mov",
+    ".mp3",
+    ".mp4",
+    ".oga",
+    ".ogg",
+    ".opus",
+    ".wav",
+    ".webm",
+    ".wma",
+}
+
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 

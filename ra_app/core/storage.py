@@ -50,6 +50,11 @@ def safe_key(key: str) -> str:
     return key
 
 
+def safe_name(name: str) -> str:
+    """A file's name made a safe key part (what is not a plain character becomes `_`)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")[:120] or "file"
+
+
 class LocalStorage:
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()

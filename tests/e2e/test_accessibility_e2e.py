@@ -155,6 +155,7 @@ def test_the_admin_pages_are_accessible(open_page, live_server, admin, reviewer,
         "/admin/quality",
         "/admin/lexicon",
         "/admin/reports",
+        "/admin/uploads",
         "/",
         "/settings",
     ]:

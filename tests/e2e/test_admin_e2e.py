@@ -9,11 +9,22 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from ra_app.core.models import Assignment, AssignmentStatus, Decision, ReviewDecision, Role, User
+from ra_app.admin import uploads
+from ra_app.core.models import (
+    Assignment,
+    AssignmentStatus,
+    Decision,
+    ReviewDecision,
+    Role,
+    Sample,
+    User,
+)
 from ra_app.core.revisions import latest_transcript
 from ra_app.extensions import db
 
+from .. import audio
 from ..review_helpers import make_review_sample
+from ..workers import wait_for
 from .conftest import LoginPage
 
 expect = pytest.importorskip("playwright.sync_api", reason="e2e: no playwright package").expect
@@ -122,3 +133,33 @@ def test_the_admin_charts_show_the_tables_figures(page, live_server, make_user, 
         assert (width > 0) == (value > 0), (label, value, width)
     assert dict((label, value) for label, value, _ in bars)["transcribed"] == 2
     expect(chart.get_by_role("img")).to_have_accessible_name(re.compile(r"transcribed 2"))
+
+
+def test_recordings_uploaded_in_the_browser_become_samples(
+    page, live_server, make_user, io_worker, dispatcher, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(uploads, "PART_BYTES", 64 * 1024)  # several parts per file
+    boss = make_user("boss@example.com", Role.ADMIN)
+    files = [
+        audio.tone(tmp_path / "họp sáng.wav", seconds=5, freq=330, channels=1),
+        audio.tone(tmp_path / "phỏng vấn.wav", seconds=3, freq=550, channels=1),
+    ]
+    LoginPage(page).sign_in(boss.email)
+    page.get_by_role("link", name="Upload").click()
+    expect(page.get_by_role("heading", name="Upload recordings")).to_be_visible()
+    page.get_by_label("Recordings").set_input_files([str(f) for f in files])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-status")).to_have_text("2 of 2 file(s) queued for ingest.")
+    expect(page.locator("#upload-list li[data-state=queued]")).to_have_count(2)
+    expect(page.get_by_label("họp sáng.wav sent")).to_have_attribute(
+        "value", str(files[0].stat().st_size)
+    )
+
+    app = live_server.app
+
+    def titles():
+        with app.app_context():
+            db.session.rollback()
+            return sorted(db.session.scalars(sa.select(Sample.title)).all())
+
+    wait_for(lambda: titles() == ["họp sáng", "phỏng vấn"], timeout=60, interval=0.5)
