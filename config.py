@@ -126,9 +126,12 @@ class Config:
     # host or a shared disk) or "s3" (the bucket below; hosts share no disk).
     STORAGE_BACKEND = env("STORAGE_BACKEND", "local")
     # With s3, the browser gets audio by a redirect to a presigned URL of this lifetime
-    # ("redirect"; the bucket needs CORS for the web's origin) or through the web ("stream").
+    # ("redirect"; the page's media-src then names the bucket) or through the web ("stream").
+    # A redirect's URL is signed for S3_PUBLIC_ENDPOINT (what browsers reach; unset: S3_ENDPOINT)
+    # and lasts a review session: the browser reuses it for every seek.
     AUDIO_DELIVERY = env("AUDIO_DELIVERY", "stream")
-    PRESIGNED_URL_SECONDS = env_int("PRESIGNED_URL_SECONDS", 300)
+    PRESIGNED_URL_SECONDS = env_int("PRESIGNED_URL_SECONDS", 4 * 3600)
+    S3_PUBLIC_ENDPOINT = env("S3_PUBLIC_ENDPOINT")
     # The S3-compatible bucket: media with STORAGE_BACKEND=s3, and archives to ingest.
     S3_ENDPOINT = env("S3_ENDPOINT")
     S3_ACCESS_KEY = env("S3_ACCESS_KEY")

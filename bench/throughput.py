@@ -12,7 +12,8 @@ one Celery worker per queue with the processes asked for, the outbox dispatcher,
 Gemini on loopback that answers each request after `--gemini-seconds-per-minute` of
 "thinking" per minute of audio (2 s: 20 s for 10 minutes, what Gemini Flash takes) and
 allows each key `--rpm` requests a minute (more get a 429 quota error). The product paces
-itself with the same GEMINI_REQUESTS_PER_MINUTE, shared by all workers through Redis.
+itself with GEMINI_REQUESTS_PER_MINUTE = `--rpm` for each key, counted across all workers in
+Redis.
 The recordings are generated speech-like audio (bench/post_review.py) with noise, 16 kHz
 mono WAV, ingested with `flask ingest files` as an operator would.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -23,21 +24,38 @@ from config import is_sqlite
 
 KEY_FILE = "secret_key"
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        # wavesurfer.js styles its shadow DOM with a <style> element
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
-        "media-src 'self' blob:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def content_security_policy(media_origin: str | None = None) -> str:
+    """The policy; `media_origin` lets <audio> play from the bucket (presigned redirects)."""
+    media = "media-src 'self' blob:" + (f" {media_origin}" if media_origin else "")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            # wavesurfer.js styles its shadow DOM with a <style> element
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            media,
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def media_origin(config) -> str | None:
+    """Where the browser fetches audio besides this site: the bucket's public endpoint, when
+    audio is delivered by redirecting to presigned URLs (ra_app/review/media.py)."""
+    if config.get("STORAGE_BACKEND") != "s3" or config.get("AUDIO_DELIVERY") != "redirect":
+        return None
+    endpoint = config.get("S3_PUBLIC_ENDPOINT") or config.get("S3_ENDPOINT") or ""
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -82,8 +100,13 @@ def register_security(app: Flask) -> None:
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
+    headers = {
+        **HEADERS,
+        "Content-Security-Policy": content_security_policy(media_origin(app.config)),
+    }
+
     @app.after_request
     def security_headers(response):
-        for name, value in HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response

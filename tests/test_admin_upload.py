@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from ra_app.admin import uploads
-from ra_app.core.models import OutboxMessage, Sample
+from ra_app.core.models import OutboxMessage, Role, Sample
 from ra_app.extensions import db
 
 from . import audio
@@ -110,31 +110,27 @@ def test_a_file_sent_in_parts_resumes_and_becomes_one_sample(
     assert done["finished"]["status"] == "queued"
 
 
-def test_wrong_files_strangers_bad_ids_and_missing_tokens_are_refused(app, admin, reviewer):
+def test_wrong_files_strangers_bad_ids_and_missing_tokens_are_refused(
+    app, admin, reviewer, make_user
+):
     client, headers = signed_in(app, admin.email)
     wrong = begin(client, headers, "notes.txt", 10)
-    assert (
-        wrong.status_code == 400
-        and "notes.txt is not an audio or video file" in wrong.get_json()["error"]
-    )
+    assert wrong.status_code == 400
+    assert "notes.txt is not an audio or video file" in wrong.get_json()["error"]
     huge = begin(client, headers, "long.wav", app.config["UPLOAD_MAX_BYTES"] + 1)
     assert huge.status_code == 413
     assert client.post("/admin/uploads/..%2Fetc/finish", headers=headers).status_code == 404
-    assert (
-        client.put(
-            f"/admin/uploads/{uuid.uuid4().hex}/parts/1", data=b"x", headers=headers
-        ).status_code
-        == 404
-    )
-    started = begin(client, headers, "a.wav", 10).get_json()
-    no_token = client.put(f"/admin/uploads/{started['upload_id']}/parts/1", data=b"x" * 10)
-    assert no_token.status_code == 400  # the CSRF check
-    assert (
-        client.put(
-            f"/admin/uploads/{started['upload_id']}/parts/2", data=b"x", headers=headers
-        ).status_code
-        == 400
-    )
+    unknown = f"/admin/uploads/{uuid.uuid4().hex}/parts/1"
+    assert client.put(unknown, data=b"x", headers=headers).status_code == 404
+    url = f"/admin/uploads/{begin(client, headers, 'a.wav', 10).get_json()['upload_id']}"
+    assert client.put(f"{url}/parts/1", data=b"x" * 10).status_code == 400  # the CSRF check
+    assert client.put(f"{url}/parts/2", data=b"x", headers=headers).status_code == 400  # 1 part
+
+    # Another admin cannot write into, or finish, this admin's upload.
+    other_admin = make_user("boss2@example.org", Role.ADMIN)
+    second, second_headers = signed_in(app, other_admin.email)
+    assert second.put(f"{url}/parts/1", data=b"x" * 10, headers=second_headers).status_code == 404
+    assert second.post(f"{url}/finish", headers=second_headers).status_code == 404
 
     stranger = app.test_client()
     AuthActions(stranger).login(reviewer.email, PASSWORD)

@@ -12,7 +12,6 @@ import requests
 
 from config import celery_settings
 from pipeline.ingest_cli import ingest_cli
-from ra_app.core.files import sha256_file
 from ra_app.core.media_store import media_storage
 from ra_app.core.models import Sample
 from ra_app.core.revisions import latest_transcript
@@ -109,6 +108,13 @@ def test_review_audio_from_the_bucket_with_range(
     else:
         answer = client.get(f"/tasks/{task_id}/audio")
         assert answer.status_code == 302 and "no-store" in answer.headers["Cache-Control"]
+        page = client.get(f"/tasks/{task_id}")
+        media_src = next(
+            d
+            for d in page.headers["Content-Security-Policy"].split("; ")
+            if d.startswith("media-src")
+        )
+        assert media_src == f"media-src 'self' blob: {app.config['S3_ENDPOINT']}"
         url = answer.headers["Location"]
         assert url.startswith(app.config["S3_ENDPOINT"]) and "Signature" in url
         part = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=10)
@@ -192,69 +198,68 @@ def test_a_large_upload_cut_off_is_resumed_part_by_part(s3_endpoint, tmp_path):
             raise CutOff
 
     with pytest.raises(CutOff):
-        store.put_file(big, "uploads/a/long.wav", on_part=cut_after_two)
+        store.put_file(big, "uploads/a/long.wav", on_part=cut_after_two, resume=True)
     assert not store.exists("uploads/a/long.wav")  # nobody sees half an object
 
     resumed = []
-    digest = store.put_file(big, "uploads/a/long.wav", on_part=resumed.append)
+    digest = store.put_file(big, "uploads/a/long.wav", on_part=resumed.append, resume=True)
     assert resumed == [5 * MiB, 5 * MiB, 3 * MiB]  # the two parts already there were kept
     assert store.checksum("uploads/a/long.wav") == digest
     store.get_file("uploads/a/long.wav", tmp_path / "back.wav", digest)  # verified
     assert (tmp_path / "back.wav").read_bytes() == big.read_bytes()
     assert plain.client.list_multipart_uploads(Bucket=plain.bucket).get("Uploads", []) == []
 
-    # Another file under the same key: the parts of an unfinished upload that do not match
-    # are not used, and the object ends with the new bytes and their checksum.
+    # A key that does not name its bytes (a master written again) never resumes: an
+    # unfinished upload there is aborted and the whole file sent, with its own checksum.
     with pytest.raises(CutOff):
         sent.clear()
-        store.put_file(big, "uploads/b/long.wav", on_part=cut_after_two)
+        store.put_file(big, "samples/b/master.wav", on_part=cut_after_two)
     other = a_file(tmp_path / "other.wav", 23 * MiB)
-    digest = store.put_file(other, "uploads/b/long.wav")
-    store.get_file("uploads/b/long.wav", tmp_path / "back2.wav", digest)
+    again = []
+    digest = store.put_file(other, "samples/b/master.wav", on_part=again.append)
+    assert len(again) == 5
+    store.get_file("samples/b/master.wav", tmp_path / "back2.wav", digest)
     assert (tmp_path / "back2.wav").read_bytes() == other.read_bytes()
+    assert plain.client.list_multipart_uploads(Bucket=plain.bucket).get("Uploads", []) == []
 
 
-def test_backups_are_copied_to_the_bucket_manifest_last(app, bucket, tmp_path):
-    from pipeline.backup import backup
-
-    with app.app_context():
-        make_review_sample(tmp_path)
-        manifest = backup()
-    folder = f"backups/{manifest['backup_id']}"
-    keys = set(bucket.keys(folder))
-    local = app.config["DATA_ROOT"] / "db_sync" / manifest["backup_id"]
-    assert keys == {f"{folder}/{p.name}" for p in local.iterdir()}
-    assert f"{folder}/manifest.json" in keys and f"{folder}/samples.jsonl.gz" in keys
-    for path in local.iterdir():
-        assert bucket.checksum(f"{folder}/{path.name}") == sha256_file(path)
-
-
-def test_readyz_fails_the_storage_check_when_the_bucket_cannot_be_reached(app, bucket):
-    client = app.test_client()
-    answer = client.get("/readyz")
-    assert answer.status_code == 200 and answer.get_json()["checks"]["storage"]["ok"]
-    app.config["S3_BUCKET"] = "no-such-bucket"
-    answer = client.get("/readyz")
-    storage = answer.get_json()["checks"]["storage"]
-    assert answer.status_code == 503 and storage["ok"] is False
-    assert "no-such-bucket" not in str(storage)  # the kind of error, not the place
-
-
-def test_a_browser_upload_goes_to_the_bucket_and_becomes_a_sample(app, admin, bucket, tmp_path):
-    from ra_app.core.outbox import wait_idle
-
-    from .test_admin_upload import begin, signed_in
-
-    wav = audio.tone(tmp_path / "talk.wav", seconds=2, freq=440, channels=1)
-    data = wav.read_bytes()
-    client, headers = signed_in(app, admin.email)
-    started = begin(client, headers, wav.name, len(data)).get_json()
-    url = f"/admin/uploads/{started['upload_id']}"
-    assert client.put(f"{url}/parts/1", data=data, headers=headers).status_code == 200
-    assert client.post(f"{url}/finish", headers=headers).get_json()["status"] == "queued"
-    wait_idle(60)  # the embedded mode runs the queued ingest in this process
+def test_sidecar_subtitles_reach_a_recording_already_ingested(app, bucket, tmp_path):
+    """The same file again, now with subtitles beside it: only they are sent, and they
+    become the sample's first transcript on whichever worker takes it."""
+    folder = tmp_path / "in"
+    audio.tone(folder / "talk.wav", seconds=3, freq=440, channels=1)
+    runner = app.test_cli_runner()
+    assert runner.invoke(ingest_cli, ["files", str(folder)]).exit_code == 0
+    (folder / "talk.vtt").write_text(
+        "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nxin chào\n", encoding="utf-8"
+    )
+    again = runner.invoke(ingest_cli, ["files", str(folder)])
+    assert again.exit_code == 0 and "1 duplicate" in again.output, again.output
+    assert "subtitle sentences became the first transcript" in again.output
     with app.app_context():
         sample = db.session.query(Sample).one()
-        assert bucket.exists(sample.master_path) and sample.title == "talk"
+        assert [s["text"] for s in latest_transcript(sample.id).sentences] == ["xin chào"]
     assert list(bucket.keys("uploads")) == []
-    assert not (app.config["DATA_ROOT"] / "uploads").exists()
+
+
+def test_an_unusable_upload_is_removed_with_its_failure(app, bucket, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.mp3").write_bytes(b"not audio at all" * 100)
+    result = app.test_cli_runner().invoke(ingest_cli, ["files", str(folder)])
+    assert result.exit_code == 1 and "failed" in result.output
+    assert list(bucket.keys("uploads")) == []  # it can never become a sample
+
+
+def test_long_names_keep_their_extension_and_media_and_subtitles_their_own_keys():
+    from pipeline.stages.ingest import Recording
+    from pipeline.uploads import upload_key
+    from ra_app.core.models import SourceKind
+    from ra_app.core.storage import safe_key, safe_name
+
+    stem = "Bài giảng " * 30
+    assert safe_name(stem + ".mp3").endswith(".mp3") and len(safe_name(stem + ".mp3")) <= 104
+    rec = Recording(path=f"/in/{stem}.mp3", kind=SourceKind.FILE, external_id=f"/in/{stem}.mp3")
+    media = upload_key(rec, f"/in/{stem}.mp3", "media", "a" * 64)
+    subtitles = upload_key(rec, f"/in/{stem}.vi.vtt", "subtitles", "b" * 64)
+    assert media != subtitles and safe_key(media) and safe_key(subtitles)

@@ -71,7 +71,11 @@ class Recording:
         return f"{self.kind}:{self.external_id}"[:512]
 
     def to_json(self) -> dict:
-        return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(self).items()}
+        data = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(self).items()}
+        for name in ("key", "subtitles_key"):  # absent unless used: a worker of the release
+            if data[name] is None:  # before them (a rolling upgrade) takes the rest
+                del data[name]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> Recording:
@@ -195,11 +199,16 @@ def media_error(error: MediaError) -> PermanentError:
 def ingest(recording: Recording, *, dry_run: bool = False) -> Outcome:
     """Ingest `recording`; raise PermanentError for input that can never become a sample."""
     existing = find_existing(recording)
-    if existing is None:
-        with input_file(recording.key, recording.path) as path:
-            result = ingest_file(recording, path, dry_run)
-    else:
-        result = duplicate(recording, existing)
+    try:
+        if existing is None:
+            with input_file(recording.key, recording.path) as path:
+                result = ingest_file(recording, path, dry_run)
+        else:
+            result = duplicate(recording, existing)
+    except PermanentError as error:
+        if error.code != "missing" and not dry_run:
+            forget_upload(recording)  # it can never become a sample: nothing to keep it for
+        raise
     if result.status in ("created", "duplicate"):
         forget_upload(recording)
     return result
@@ -231,8 +240,8 @@ def ingest_file(recording: Recording, path: Path, dry_run: bool) -> Outcome:
         except MediaError as error:
             raise media_error(error) from error
         sample = save_sample(recording, sample_id, final_key, result, checksum, sentences)
+        placed = True  # from here a failure removes what was placed, even half of it
         publish_dir(store, scratch, final_key, last=MASTER_NAME)
-        placed = True
         db.session.commit()
     except sa.exc.IntegrityError:
         # The same bytes were committed by a concurrent ingest of another path.

@@ -23,13 +23,13 @@ def upload_begin():
 
 @bp.route("/uploads/<upload_id>/parts/<int:number>", methods=["PUT"])
 def upload_part(upload_id, number):
-    uploads.put_part(upload_id, number, request.get_data(cache=False))
+    uploads.put_part(current_user.id, upload_id, number, request.get_data(cache=False))
     return jsonify({"received": number})
 
 
 @bp.route("/uploads/<upload_id>/finish", methods=["POST"])
 def upload_finish(upload_id):
-    return jsonify(uploads.finish(upload_id))
+    return jsonify(uploads.finish(current_user.id, upload_id))
 
 
 @bp.errorhandler(uploads.UploadError)

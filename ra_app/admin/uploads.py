@@ -9,7 +9,8 @@ with S3, so any worker can read it) and queues its ingest in the same transactio
 outbox row; the upload is removed by the worker once the sample exists. Finishing twice (a
 double click, two tabs) queues once: a lock per upload, and a record of the first answer.
 
-Parts wait under the web host's DATA_ROOT/tmp/uploads/<id>/.
+Parts wait under the web host's DATA_ROOT/tmp/uploads/<id>/ (one web host: the parts and
+the lock are on its disk); an upload belongs to the admin who began it.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def begin(user_id: int, name: str, size: int, modified: int) -> dict:
     folder = folder_of(upload_id)
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "meta.json").exists():
-        write_text_atomically(folder / "meta.json", json.dumps({"name": name, "size": size}))
-    meta = read_meta(upload_id)
+        meta = {"name": name, "size": size, "user_id": user_id}
+        write_text_atomically(folder / "meta.json", json.dumps(meta))
+    meta = read_meta(upload_id, user_id)
     return {
         "upload_id": upload_id,
         "part_bytes": PART_BYTES,
@@ -63,8 +65,8 @@ def begin(user_id: int, name: str, size: int, modified: int) -> dict:
     }
 
 
-def put_part(upload_id: str, number: int, data: bytes) -> None:
-    meta = read_meta(upload_id)
+def put_part(user_id: int, upload_id: str, number: int, data: bytes) -> None:
+    meta = read_meta(upload_id, user_id)
     parts = parts_of(meta["size"])
     if not 1 <= number <= parts:
         raise UploadError(f"part {number} of an upload in {parts} parts")
@@ -75,8 +77,8 @@ def put_part(upload_id: str, number: int, data: bytes) -> None:
         partial.write_bytes(data)
 
 
-def finish(upload_id: str) -> dict:
-    meta = read_meta(upload_id)
+def finish(user_id: int, upload_id: str) -> dict:
+    meta = read_meta(upload_id, user_id)
     folder = folder_of(upload_id)
     with open(folder / ".lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -122,11 +124,15 @@ def folder_of(upload_id: str) -> Path:
     return local_storage(current_app.config).path(f"tmp/uploads/{upload_id}")
 
 
-def read_meta(upload_id: str) -> dict:
+def read_meta(upload_id: str, user_id: int) -> dict:
+    """The upload's facts; another person's upload is no upload of this one's."""
     try:
-        return json.loads((folder_of(upload_id) / "meta.json").read_text())
+        meta = json.loads((folder_of(upload_id) / "meta.json").read_text())
     except FileNotFoundError:
         raise UploadError("no such upload", 404) from None
+    if meta.get("user_id") != user_id:
+        raise UploadError("no such upload", 404)
+    return meta
 
 
 def read_done(folder: Path) -> dict | None:

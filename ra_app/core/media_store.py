@@ -112,21 +112,24 @@ def publish_dir(store, src: Path, key: str, last: str | None = None) -> None:
     """Make the finished folder `src` the objects under `key`, replacing an earlier set.
 
     Local: one rename (readers see the old folder or the new). S3: each object is uploaded
-    whole; `last` (a file name in `src`) goes up after all others, so a reader that waits
-    for it sees a complete set; objects of an earlier set that the new one lacks go last."""
+    whole. `last` (a file name in `src`) marks a complete set: an earlier set's is removed
+    first and the new one goes up after everything else, objects of the earlier set that
+    the new one lacks removed before it, so a reader that finds `last` reads one whole set."""
     if is_local(store):
         store.place_dir(src, key)
         return
     names = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
     if last in names:
+        store.delete(f"{key}/{last}")
         names.remove(last)
-        names.append(last)
     for name in names:
         store.put_file(src / name, f"{key}/{name}")
-    wanted = {f"{key}/{name}" for name in names}
+    wanted = {f"{key}/{name}" for name in [*names, last] if name}
     for old in list(store.keys(key)):
         if old not in wanted:
             store.delete(old)
+    if last and (src / last).is_file():
+        store.put_file(src / last, f"{key}/{last}")
     shutil.rmtree(src, ignore_errors=True)
 
 

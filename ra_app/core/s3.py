@@ -6,9 +6,10 @@ S3 shows an upload (a multipart one included, for large files) only once it comp
 Its sha256 is computed before the upload and kept in the object's metadata, so a reader
 can verify what it fetched without reading the object twice.
 
-A large file goes up in parts, and an upload cut off (a killed command, a lost network) is
-resumed by the next `put_file` of that key: the parts already in the bucket whose MD5 (their
-ETag) matches the file's are kept, the rest are sent.
+A large file goes up in parts. For keys that name their content (uploads), an upload cut
+off (a killed command, a lost network) is resumed by the next `put_file` of that key: the
+parts already in the bucket whose MD5 (their ETag) matches the file's are kept, the rest are
+sent. Elsewhere an unfinished upload is aborted and the file sent again.
 """
 
 from __future__ import annotations
@@ -33,19 +34,33 @@ class S3Storage:
         bucket,
         prefix: str = "",
         part_bytes: int = 16 * 1024 * 1024,
+        public_endpoint: str | None = None,
     ):
         import boto3  # only hosts that use S3 pay for the import
         from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            region_name="us-east-1",  # what S3-compatible stores accept when they ignore it
-        )
+
+        def client(url):
+            return boto3.client(
+                "s3",
+                endpoint_url=url,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                region_name="us-east-1",  # what S3-compatible stores accept when they ignore it
+                # A store that does not answer fails a check in seconds, not minutes.
+                config=Config(
+                    connect_timeout=5,
+                    read_timeout=60,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                ),
+            )
+
+        self.client = client(endpoint)
+        # Presigned URLs are signed for the address browsers use (the signature covers it).
+        self.presigner = client(public_endpoint) if public_endpoint else self.client
         # Parts of 16 MiB from 64 MiB on: an hour of master WAV goes up in a few dozen parts.
         self.part_bytes = part_bytes
         self.multipart_bytes = 4 * part_bytes
@@ -56,20 +71,28 @@ class S3Storage:
     def name(self, key: str) -> str:
         return self.prefix + safe_key(key)
 
-    def put_file(self, src: Path, key: str, on_part: Callable[[int], None] | None = None) -> str:
-        """Upload `src` as `key`; `on_part(bytes)` is called after each part sent."""
+    def put_file(
+        self,
+        src: Path,
+        key: str,
+        on_part: Callable[[int], None] | None = None,
+        resume: bool = False,
+    ) -> str:
+        """Upload `src` as `key`; `on_part(bytes)` is called after each part sent. `resume`
+        takes up an unfinished upload of the key: only for keys that name their bytes
+        (pipeline/uploads.py), so the metadata's sha256 set when it began is this file's."""
         digest = sha256_file(src)
         if Path(src).stat().st_size < self.multipart_bytes:
             self.client.upload_file(
                 str(src), self.bucket, self.name(key), ExtraArgs={"Metadata": {SHA256: digest}}
             )
         else:
-            self._put_in_parts(Path(src), key, digest, on_part)
+            self._put_in_parts(Path(src), key, digest, on_part, resume)
         return digest
 
-    def _put_in_parts(self, src: Path, key: str, digest: str, on_part) -> None:
+    def _put_in_parts(self, src: Path, key: str, digest: str, on_part, resume: bool) -> None:
         name = self.name(key)
-        upload_id, there = self._earlier_upload(name, src)
+        upload_id, there = self._earlier_upload(name, src, resume)
         if upload_id is None:
             upload_id = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=name, Metadata={SHA256: digest}
@@ -94,19 +117,12 @@ class S3Storage:
         self.client.complete_multipart_upload(
             Bucket=self.bucket, Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
-        if self.head(key).get("Metadata", {}).get(SHA256) != digest:
-            # The resumed upload was begun for other bytes with the same first parts.
-            self.client.copy_object(
-                Bucket=self.bucket,
-                Key=name,
-                CopySource={"Bucket": self.bucket, "Key": name},
-                Metadata={SHA256: digest},
-                MetadataDirective="REPLACE",
-            )
 
-    def _earlier_upload(self, name: str, src: Path) -> tuple[str | None, dict[int, str]]:
-        """An unfinished upload of `name` whose parts all match `src` (its id and the parts'
-        MD5s); unfinished uploads that do not match are aborted."""
+    def _earlier_upload(
+        self, name: str, src: Path, resume: bool
+    ) -> tuple[str | None, dict[int, str]]:
+        """With `resume`, an unfinished upload of `name` whose parts all match `src` (its id
+        and the parts' MD5s); every other unfinished upload of `name` is aborted."""
         listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=name)
         found: tuple[str | None, dict[int, str]] = (None, {})
         for upload in listing.get("Uploads", []):
@@ -115,7 +131,7 @@ class S3Storage:
             upload_id = upload["UploadId"]
             listed = self.client.list_parts(Bucket=self.bucket, Key=name, UploadId=upload_id)
             there = {p["PartNumber"]: p["ETag"].strip('"') for p in listed.get("Parts", [])}
-            if found[0] is None and self._parts_match(src, there):
+            if resume and found[0] is None and self._parts_match(src, there):
                 found = (upload_id, there)
             else:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
@@ -158,11 +174,16 @@ class S3Storage:
         return answer["Body"].read()
 
     def stream(self, key: str, start: int, length: int, chunk: int = 1 << 16) -> Iterator[bytes]:
-        """[start, start + length) of the object, in chunks, without holding it in memory."""
+        """[start, start + length) of the object, in chunks, without holding it in memory.
+        Asked for only when first read (a HEAD request reads nothing), and the connection is
+        given back when the reader stops, also early (a seek)."""
         if length <= 0:
-            return iter(())
-        answer = self._call("get_object", key, Range=f"bytes={start}-{start + length - 1}")
-        return answer["Body"].iter_chunks(chunk)
+            return
+        body = self._call("get_object", key, Range=f"bytes={start}-{start + length - 1}")["Body"]
+        try:
+            yield from body.iter_chunks(chunk)
+        finally:
+            body.close()
 
     def head(self, key: str) -> dict:
         return self._call("head_object", key)
@@ -201,7 +222,7 @@ class S3Storage:
 
     def presigned_url(self, key: str, expires_s: int = 300) -> str:
         """A short-lived URL the browser fetches the object from (with Range) directly."""
-        return self.client.generate_presigned_url(
+        return self.presigner.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self.name(key)}, ExpiresIn=expires_s
         )
 

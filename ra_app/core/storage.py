@@ -51,8 +51,13 @@ def safe_key(key: str) -> str:
 
 
 def safe_name(name: str) -> str:
-    """A file's name made a safe key part (what is not a plain character becomes `_`)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")[:120] or "file"
+    """A file's name made a safe key part (what is not a plain character becomes `_`); a
+    long stem is shortened, its extension kept."""
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")
+    stem, dot, suffix = clean.rpartition(".")
+    if not dot or not stem or len(suffix) > 20:
+        return clean[:120] or "file"
+    return f"{stem[:100]}.{suffix}"
 
 
 class LocalStorage:
@@ -96,7 +101,7 @@ class LocalStorage:
 
     # The object contract (see the module docstring).
 
-    def put_file(self, src: Path, key: str, on_part=None) -> str:
+    def put_file(self, src: Path, key: str, on_part=None, resume: bool = False) -> str:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with replaced_atomically(dest) as partial:
@@ -163,4 +168,8 @@ def s3_storage(config):
     settings = [config.get(name) for name in names]
     if not all(settings):
         return None
-    return S3Storage(*settings, prefix=config.get("S3_PREFIX") or "")
+    return S3Storage(
+        *settings,
+        prefix=config.get("S3_PREFIX") or "",
+        public_endpoint=config.get("S3_PUBLIC_ENDPOINT"),
+    )
