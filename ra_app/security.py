@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from pathlib import Path
@@ -25,6 +26,7 @@ from config import is_sqlite
 KEY_FILE = "secret_key"
 
 
+@functools.cache
 def content_security_policy(media_origin: str | None = None) -> str:
     """The policy; `media_origin` lets <audio> play from the bucket (presigned redirects)."""
     media = "media-src 'self' blob:" + (f" {media_origin}" if media_origin else "")
@@ -100,13 +102,11 @@ def register_security(app: Flask) -> None:
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
-    headers = {
-        **HEADERS,
-        "Content-Security-Policy": content_security_policy(media_origin(app.config)),
-    }
-
     @app.after_request
     def security_headers(response):
-        for name, value in headers.items():
+        for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        origin = media_origin(app.config)
+        if origin and response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY:
+            response.headers["Content-Security-Policy"] = content_security_policy(origin)
         return response
