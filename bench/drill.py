@@ -118,6 +118,88 @@ def flask(args: list[str], env: dict, logs: Path, name: str) -> int:
     return proc.start().proc.wait()
 
 
+# --- what the drills share (bench/multihost.py too) ------------------------------------
+
+
+def samples_in(app, *states) -> int:
+    """Samples in any of `states` (all samples when none is given)."""
+    from ra_app.core.models import Sample
+    from ra_app.extensions import db
+
+    with app.app_context():
+        query = sa.select(sa.func.count()).select_from(Sample)
+        if states:
+            query = query.where(Sample.processing_state.in_(states))
+        return db.session.scalar(query)
+
+
+def learn_renditions(app, store, said_by_path: dict, truth_by_audio: dict, truth_by_sample: dict):
+    """What the fake Gemini will hear: each sample's browser rendition, sent inline (read
+    from `store`, a folder or the bucket), and what the reviewers know was said."""
+    from ra_app.core.models import Sample, Source
+    from ra_app.extensions import db
+
+    from ._drill_counts import read_object
+
+    with app.app_context():
+        for sample in db.session.scalars(sa.select(Sample).join(Source)):
+            rows = said_by_path[Path(sample.source.external_id)]
+            data = read_object(store, sample.rendition_path)
+            truth_by_audio[hashlib.sha256(data).hexdigest()] = rows
+            truth_by_sample[str(sample.id)] = rows
+
+
+def open_pool_batch(app, name: str) -> None:
+    """The transcripts as one batch in the reviewers' shared pool."""
+    from ra_app.admin import batches
+    from ra_app.core.models import TaskType, User
+    from ra_app.extensions import db
+
+    with app.app_context():
+        people = db.session.scalars(sa.select(User).where(User.email.in_(REVIEWERS))).all()
+        batches.create_batch(
+            name, batches.Filters(task_type=TaskType.TRANSCRIPT_CORRECTION), people, mode="pool"
+        )
+
+
+def start_reviewers(base: str, truth_by_sample: dict, finished) -> tuple[Tally, list]:
+    """The three reviewers working over HTTP until `finished()`; their tally and threads."""
+    tally = Tally()
+    people = [Reviewer(base, email, PASSWORD, truth_by_sample, tally) for email in REVIEWERS]
+    crew = [threading.Thread(target=r.day, args=(finished,), daemon=True) for r in people]
+    for thread in crew:
+        thread.start()
+    return tally, crew
+
+
+def stop_services(procs, redis, gemini, db_name: str, web=None) -> None:
+    """Everything a drill started, in reverse, and its database dropped."""
+    for proc in reversed(procs):
+        proc.stop()
+    if web is not None:
+        web.stop()
+    if redis.proc:
+        redis.proc.stop()
+    if gemini is not None:
+        gemini.stop()
+    drop_database(db_name)
+
+
+def run_in_work_folder(prefix: str, make, keep: bool) -> dict:
+    """`make(work).run()` in a new folder, then its `stop()`; the folder removed unless
+    `keep` (its logs are the first place to look when a run fails)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    bench = make(work)
+    try:
+        return bench.run()
+    finally:
+        bench.stop()
+        if keep:
+            print(f"logs and data kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 class Drill:
     def __init__(self, recordings: int, max_minutes: float, work: Path):
         self.count, self.deadline_s, self.work = recordings, max_minutes * 60, work
@@ -183,14 +265,7 @@ class Drill:
         self.procs = [*self.workers, Proc("dispatcher", dispatcher, env, self.logs).start()]
 
     def samples_in(self, *states) -> int:
-        from ra_app.core.models import Sample
-        from ra_app.extensions import db
-
-        with self.app().app_context():
-            query = sa.select(sa.func.count()).select_from(Sample)
-            if states:
-                query = query.where(Sample.processing_state.in_(states))
-            return db.session.scalar(query)
+        return samples_in(self.app(), *states)
 
     def ingest_and_transcribe(self) -> None:
         from ra_app.core.states import ProcessingState as S
@@ -198,34 +273,11 @@ class Drill:
         folder = str(self.work / "audio")
         while self.samples_in() < self.count:  # an operator runs it again until all are in
             flask(["ingest", "files", folder], self.env(), self.logs, "ingest")
-        self.learn_renditions()
+        learn_renditions(self.app(), LocalStorage(self.data_root), self.said_by_path,
+                         self.truth_by_audio, self.truth_by_sample)  # fmt: skip
         while self.samples_in(S.TRANSCRIBED) < self.count:
             flask(["pipeline", "run", "gemini", "--batch", "--limit", str(self.count)],
                   self.env(), self.logs, "gemini")  # fmt: skip
-
-    def learn_renditions(self) -> None:
-        """What the fake Gemini will hear: each sample's browser rendition, sent inline."""
-        from ra_app.core.models import Sample, Source
-        from ra_app.extensions import db
-
-        with self.app().app_context():
-            for sample in db.session.scalars(sa.select(Sample).join(Source)):
-                rows = self.said_by_path[Path(sample.source.external_id)]
-                data = (self.data_root / sample.rendition_path).read_bytes()
-                self.truth_by_audio[hashlib.sha256(data).hexdigest()] = rows
-                self.truth_by_sample[str(sample.id)] = rows
-
-    def open_batch(self) -> None:
-        from ra_app.admin import batches
-        from ra_app.core.models import TaskType, User
-        from ra_app.extensions import db
-
-        with self.app().app_context():
-            people = db.session.scalars(sa.select(User).where(User.email.in_(REVIEWERS))).all()
-            batches.create_batch(
-                "drill", batches.Filters(task_type=TaskType.TRANSCRIPT_CORRECTION), people,
-                mode="pool",
-            )  # fmt: skip
 
     def busy(self) -> set[int]:
         """The pool processes running a stage now (a job run's worker is host:pid)."""
@@ -253,8 +305,7 @@ class Drill:
         killer.start()
         self.ingest_and_transcribe()
         faults.note(f"{self.count} samples ingested and transcribed")
-        self.open_batch()
-        tally = Tally()
+        open_pool_batch(self.app(), "drill")
 
         def finished():
             return (
@@ -262,13 +313,7 @@ class Drill:
                 or time.monotonic() - began > self.deadline_s
             )
 
-        people = [
-            Reviewer(self.web.base, email, PASSWORD, self.truth_by_sample, tally)
-            for email in REVIEWERS
-        ]
-        crew = [threading.Thread(target=r.day, args=(finished,), daemon=True) for r in people]
-        for thread in crew:
-            thread.start()
+        tally, crew = start_reviewers(self.web.base, self.truth_by_sample, finished)
         # The restarts come while work is in flight: Redis once a third of the samples are
         # reviewed (their stages queued), Postgres once a third have their segments reviewed.
         third = max(1, self.count // 3)
@@ -333,15 +378,8 @@ class Drill:
         }
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
-        if getattr(self, "web", None):
-            self.web.stop()
-        if self.redis.proc:
-            self.redis.proc.stop()
-        if getattr(self, "gemini", None):
-            self.gemini.stop()
-        drop_database(self.db_name)
+        stop_services(self.procs, self.redis, getattr(self, "gemini", None), self.db_name,
+                      web=getattr(self, "web", None))  # fmt: skip
 
 
 def main() -> None:
@@ -350,16 +388,9 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="Keep the logs and data folder.")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="drill-"))
-    drill = Drill(args.recordings, args.max_minutes, work)
-    try:
-        figures = drill.run()
-    finally:
-        drill.stop()
-        if args.keep:
-            print(f"logs and data kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    figures = run_in_work_folder(
+        "drill-", lambda work: Drill(args.recordings, args.max_minutes, work), args.keep
+    )
     write_results("drill", figures)
     losses = {k: v for k, v in figures.items() if k in LOSSES and v}
     if losses or figures["samples_exported"] != figures["recordings_in"]:

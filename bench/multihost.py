@@ -36,19 +36,28 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from ._drill_faults import Proc, Redis, wait
-from ._drill_reviewers import Reviewer, Tally
-from ._support import PASSWORD, ROOT, Gunicorn, create_database, drop_database, make_app, make_users
+from ._drill_reviewers import Tally
+from ._support import ROOT, Gunicorn, create_database, make_app, make_users
 from ._support import migrate as migrate_database
 from .common import write_results
-from .drill import LOSSES, REVIEWERS, fake_gemini, speak_recordings
+from .drill import (
+    LOSSES,
+    REVIEWERS,
+    fake_gemini,
+    learn_renditions,
+    open_pool_batch,
+    run_in_work_folder,
+    samples_in,
+    speak_recordings,
+    start_reviewers,
+    stop_services,
+)
 
 HOSTS = {"host1": "io,cpu", "host2": "cpu,llm", "host3": "io,llm,cpu"}
 BUCKET = "review-media"
@@ -206,51 +215,18 @@ class MultiHost:
             self.procs.append(self.workers[host])
 
     def samples_in(self, *states) -> int:
-        from ra_app.core.models import Sample
-        from ra_app.extensions import db
-
-        with self.app().app_context():
-            query = sa.select(sa.func.count()).select_from(Sample)
-            if states:
-                query = query.where(Sample.processing_state.in_(states))
-            return db.session.scalar(query)
+        return samples_in(self.app(), *states)
 
     def ingest_and_transcribe(self) -> None:
         from ra_app.core.states import ProcessingState as S
 
         while self.samples_in() < self.count:  # an operator runs it again until all are in
             self.flask(["ingest", "files", str(self.inbox)], "ingest")
-        self.learn_renditions()
+        learn_renditions(self.app(), self.bucket(), self.said_by_path, self.truth_by_audio,
+                         self.truth_by_sample)  # fmt: skip
         while self.samples_in(S.TRANSCRIBED) < self.count:
             self.flask(["pipeline", "run", "gemini", "--batch", "--limit", str(self.count)],
                        "gemini")  # fmt: skip
-
-    def learn_renditions(self) -> None:
-        """What the fake Gemini will hear: each sample's rendition, read from the bucket."""
-        from ra_app.core.models import Sample, Source
-        from ra_app.extensions import db
-
-        from ._drill_counts import read_object
-
-        store = self.bucket()
-        with self.app().app_context():
-            for sample in db.session.scalars(sa.select(Sample).join(Source)):
-                rows = self.said_by_path[Path(sample.source.external_id)]
-                data = read_object(store, sample.rendition_path)
-                self.truth_by_audio[hashlib.sha256(data).hexdigest()] = rows
-                self.truth_by_sample[str(sample.id)] = rows
-
-    def open_batch(self) -> None:
-        from ra_app.admin import batches
-        from ra_app.core.models import TaskType, User
-        from ra_app.extensions import db
-
-        with self.app().app_context():
-            people = db.session.scalars(sa.select(User).where(User.email.in_(REVIEWERS))).all()
-            batches.create_batch(
-                "multihost", batches.Filters(task_type=TaskType.TRANSCRIPT_CORRECTION), people,
-                mode="pool",
-            )  # fmt: skip
 
     def run(self) -> dict:
         from ra_app.core.states import ProcessingState as S
@@ -260,8 +236,7 @@ class MultiHost:
         self.began = began = time.monotonic()
         self.ingest_and_transcribe()
         self.events.append(f"{time.monotonic() - began:.0f} s: all ingested and transcribed")
-        self.open_batch()
-        tally = Tally()
+        open_pool_batch(self.app(), "multihost")
 
         def finished():
             return (
@@ -269,13 +244,7 @@ class MultiHost:
                 or time.monotonic() - began > self.deadline_s
             )
 
-        people = [
-            Reviewer(self.web.base, email, PASSWORD, self.truth_by_sample, tally)
-            for email in REVIEWERS
-        ]
-        crew = [threading.Thread(target=r.day, args=(finished,), daemon=True) for r in people]
-        for thread in crew:
-            thread.start()
+        tally, crew = start_reviewers(self.web.base, self.truth_by_sample, finished)
         reviewed = (S.REVIEWED, S.SEGMENTED, S.SEGMENTS_REVIEWED, S.DENOISED, S.EXPORTED)
         wait(lambda: self.samples_in(*reviewed) >= max(1, self.count // 3), self.deadline_s,
              "a third of the reviews", every=0.5)  # fmt: skip
@@ -363,16 +332,9 @@ class MultiHost:
                 "samples": samples, "checksum_failures": bad}  # fmt: skip
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
-        if getattr(self, "web", None):
-            self.web.stop()
-        if self.redis.proc:
-            self.redis.proc.stop()
-        if getattr(self, "gemini", None):
-            self.gemini.stop()
+        stop_services(self.procs, self.redis, getattr(self, "gemini", None), self.db_name,
+                      web=getattr(self, "web", None))  # fmt: skip
         self.s3.stop()
-        drop_database(self.db_name)
 
 
 def failures(figures: dict) -> list[str]:
@@ -400,16 +362,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="Keep the logs and host folders.")
     parser.add_argument("--results", type=Path, help="Default bench/results/multihost.json.")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="multihost-"))
-    drill = MultiHost(args.recordings, args.max_minutes, work)
-    try:
-        figures = drill.run()
-    finally:
-        drill.stop()
-        if args.keep:
-            print(f"logs and host folders kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    figures = run_in_work_folder(
+        "multihost-", lambda work: MultiHost(args.recordings, args.max_minutes, work), args.keep
+    )
     figures["failures"] = failures(figures)
     write_results("multihost", figures, args.results)
     if figures["failures"]:

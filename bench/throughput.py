@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -48,8 +46,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from ._drill_faults import Proc, Redis
-from ._support import ROOT, create_database, drop_database, make_app, migrate
+from ._support import ROOT, create_database, make_app, migrate
 from .common import RESULTS, write_results
+from .drill import run_in_work_folder, samples_in, stop_services
 from .post_review import RATE, speech
 
 STAGES = ("ingest", "gemini", "segment", "denoise", "export")
@@ -233,14 +232,9 @@ class Throughput:
                 time.sleep(2)
 
     def exported(self) -> int:
-        from ra_app.core.models import Sample
         from ra_app.core.states import ProcessingState as S
-        from ra_app.extensions import db
 
-        with self.app().app_context():
-            return db.session.scalar(
-                sa.select(sa.func.count()).where(Sample.processing_state == S.EXPORTED)
-            )
+        return samples_in(self.app(), S.EXPORTED)
 
     def run(self) -> dict:
         self.start()
@@ -372,13 +366,7 @@ class Throughput:
 
     def stop(self) -> None:
         self.done.set()
-        for proc in reversed(self.procs):
-            proc.stop()
-        if self.redis.proc:
-            self.redis.proc.stop()
-        if getattr(self, "gemini", None):
-            self.gemini.stop()
-        drop_database(self.db_name)
+        stop_services(self.procs, self.redis, getattr(self, "gemini", None), self.db_name)
 
 
 def main() -> None:
@@ -392,16 +380,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=60.0)
     parser.add_argument("--keep", action="store_true", help="Keep the logs and data folder.")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="throughput-"))
-    bench = Throughput(args, work)
-    try:
-        figures = bench.run()
-    finally:
-        bench.stop()
-        if args.keep:
-            print(f"logs and data kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    figures = run_in_work_folder("throughput-", lambda work: Throughput(args, work), args.keep)
     write_results("throughput", figures)
 
 
