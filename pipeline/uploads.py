@@ -29,7 +29,7 @@ def upload_key(recording: Recording, path: str, role: str, digest: str) -> str:
 def send(store, path: str, key: str, digest: str, on_part=None) -> str:
     if store.exists(key) and store.checksum(key) == digest:
         return key  # sent whole by an earlier run
-    store.put_file(Path(path), key, on_part=on_part, resume=True)  # the key names the bytes
+    store.put_file(Path(path), key, on_part=on_part, resume=True, digest=digest)  # key names it
     return key
 
 

@@ -77,11 +77,14 @@ class S3Storage:
         key: str,
         on_part: Callable[[int], None] | None = None,
         resume: bool = False,
+        digest: str | None = None,
     ) -> str:
         """Upload `src` as `key`; `on_part(bytes)` is called after each part sent. `resume`
         takes up an unfinished upload of the key: only for keys that name their bytes
-        (pipeline/uploads.py), so the metadata's sha256 set when it began is this file's."""
-        digest = sha256_file(src)
+        (pipeline/uploads.py), so the metadata's sha256 set when it began is this file's.
+        `digest`: the file's sha256 when the caller has it already (a large file is read
+        once less)."""
+        digest = digest or sha256_file(src)
         if Path(src).stat().st_size < self.multipart_bytes:
             self.client.upload_file(
                 str(src), self.bucket, self.name(key), ExtraArgs={"Metadata": {SHA256: digest}}

@@ -101,7 +101,9 @@ class LocalStorage:
 
     # The object contract (see the module docstring).
 
-    def put_file(self, src: Path, key: str, on_part=None, resume: bool = False) -> str:
+    def put_file(self, src: Path, key: str, on_part=None, resume=False, digest=None) -> str:
+        """`on_part`, `resume` and `digest` matter to the S3 backend only: a local copy is
+        one step, hashed once written."""
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with replaced_atomically(dest) as partial:
