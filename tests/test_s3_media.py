@@ -5,6 +5,7 @@ clip is cut and stored on first use, and a large upload cut off is resumed part 
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -19,7 +20,7 @@ from ra_app.core.s3 import S3Storage
 from ra_app.extensions import db
 
 from . import audio
-from .conftest import empty_tables, make_app
+from .conftest import PASSWORD, AuthActions, empty_tables, make_app
 from .review_helpers import assign, claim, make_review_sample
 from .test_storage import MiB, a_file, new_bucket
 
@@ -141,6 +142,31 @@ def test_a_window_clip_is_cut_once_and_kept_in_the_bucket(
     again = client.get(f"/tasks/{task_id}/audio")
     assert again.get_data() == first.get_data()
     assert list(bucket.keys(f"samples/{sample_id}/windows")) == clips
+
+
+def test_two_tabs_opening_a_new_window_at_once_get_the_same_clip(app, reviewer, bucket, tmp_path):
+    """Both requests may cut the clip; each stores it whole, and both play the same audio."""
+    task_id, sample_id = task_on_a_sample(app, tmp_path, reviewer.id, window_s=20, duration_s=50.0)
+    tabs = []
+    for _ in range(2):
+        tab = app.test_client()
+        AuthActions(tab).login(reviewer.email, PASSWORD)
+        tabs.append(tab)
+    answers = [None, None]
+
+    def listen(i):
+        answers[i] = tabs[i].get(f"/tasks/{task_id}/audio")
+
+    threads = [threading.Thread(target=listen, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].get_data() == answers[1].get_data() and len(answers[0].get_data()) > 1000
+    (clip,) = bucket.keys(f"samples/{sample_id}/windows")
+    assert bucket.read_range(clip, 0, 10**9) == answers[0].get_data()
+    assert not any((app.config["DATA_ROOT"] / "tmp").iterdir())  # both work folders cleared
 
 
 def test_ingest_files_uploads_first_so_any_worker_can_read_them(app, bucket, tmp_path):
