@@ -93,11 +93,20 @@ def postgres_app(database_url_for_session, tmp_path):
 
 
 def empty_tables(app) -> None:
-    """The session's shared database emptied for the next test."""
+    """The session's shared database emptied for the next test. A connection a failed test
+    left behind (a request thread still answering) is ended first rather than let it block
+    or deadlock the TRUNCATE and fail every later test with it."""
     with app.app_context():
         db.session.remove()
         tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
         with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND state <> 'idle'"
+                )
+            )
             conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         db.engine.dispose()
 

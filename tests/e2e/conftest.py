@@ -33,7 +33,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--autoplay-policy=no-user-gesture-required",
 ]
-TIMEOUT_MS = 10_000
+# Generous: the CI machine is shared, and a page that loads its audio under load can take
+# several seconds. A passing test never waits this long.
+TIMEOUT_MS = 20_000
 TASK_URL = re.compile(r"/tasks/[0-9a-f-]{36}$")
 
 
@@ -57,10 +59,35 @@ class LiveServer:
         return self.url + path
 
 
+class InFlight:
+    """Counts the requests being answered, so the server's teardown can wait for the last
+    one (a draft the page saves as it closes) before the next test empties the tables."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+        self.idle = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self.idle:
+            self.count += 1
+        try:
+            yield from self.app(environ, start_response)
+        finally:
+            with self.idle:
+                self.count -= 1
+                self.idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> None:
+        with self.idle:
+            self.idle.wait_for(lambda: self.count == 0, timeout)
+
+
 @pytest.fixture
 def live_server(app):
     """The test's app (same Postgres database as the test) on a free port, in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    in_flight = InFlight(app)
+    server = make_server("127.0.0.1", 0, in_flight, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
     try:
@@ -69,6 +96,7 @@ def live_server(app):
         server.shutdown()
         thread.join(10)
         server.server_close()
+        in_flight.wait_idle(10)
 
 
 # --- the browser ---------------------------------------------------------------------------
