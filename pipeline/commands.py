@@ -9,9 +9,11 @@ from .demo import demo_command
 from .doctor import doctor_command
 from .gemini_cli import gemini_group, run_gemini, run_gemini_repair
 from .ingest_cli import ingest_cli
+from .labelstudio.cli import export_labelstudio_cmd, import_cli
 from .post_review_cli import backup_cmd, export_cmd, restore_cmd, run_commands
 from .storage_cli import storage_cli
 
+export_cmd.add_command(export_labelstudio_cmd)  # flask export labelstudio
 run_group.add_command(run_gemini)
 run_group.add_command(run_gemini_repair)
 for command in run_commands:  # flask pipeline run align|segment|denoise|export
@@ -27,4 +29,5 @@ COMMANDS = {
     "demo": demo_command,
     "doctor": doctor_command,
     "storage": storage_cli,
+    "import": import_cli,
 }

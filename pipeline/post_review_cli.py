@@ -130,7 +130,7 @@ run_commands = [align_cmd, segment_cmd, denoise_cmd, export_run_cmd]
 # -------------------------------------------------------------------------- flask export
 
 
-@click.command("export")
+@click.group("export", invoke_without_command=True)
 @click.option(
     "--task-type",
     "task_types",
@@ -151,11 +151,15 @@ run_commands = [align_cmd, segment_cmd, denoise_cmd, export_run_cmd]
 )
 @click.option("--sample-id", "sample_ids", type=click.UUID, multiple=True, help="Only these.")
 @click.option("--dry-run", is_flag=True, help="List what would be exported; write nothing.")
+@click.pass_context
 @with_appcontext
-def export_cmd(task_types, limit, output_dir, include_exported, sample_ids, dry_run):
+def export_cmd(ctx, task_types, limit, output_dir, include_exported, sample_ids, dry_run):
     """Export reviewed samples and segments as a frozen snapshot with its own id:
     reviewed/{task_type}/{sample_id}/ plus exports/<id>/ with the NeMo / Hugging Face
-    manifests (train/dev/test split by source) and SHA256SUMS."""
+    manifests (train/dev/test split by source) and SHA256SUMS. `flask export labelstudio`
+    writes Label Studio's import format instead."""
+    if ctx.invoked_subcommand:
+        return
     from .snapshot import make_export
 
     chosen = [TaskType(t) for t in task_types] or list(TaskType)

@@ -23,6 +23,7 @@ PIPELINE_NAMES = (
     "demo",
     "doctor",
     "storage",
+    "import",
 )
 
 

@@ -23,6 +23,7 @@ from ra_app.core.models import (
     Batch,
     BatchStatus,
     Decision,
+    ImportedItem,
     JobRun,
     JobStatus,
     LexiconTerm,
@@ -124,6 +125,14 @@ def populate(app) -> dict:
                     transcript_revision_id=human.id,
                 ),
                 LexiconTerm(term="deadline", kind="keep_english", note="giữ nguyên"),
+                ImportedItem(
+                    tool="label_studio",
+                    sample_id=sample.id,
+                    item="annotation",
+                    item_id="7",
+                    item_version="2026-11-29T18:45:22.456111Z",
+                    transcript_revision_id=human.id,
+                ),
                 Report(
                     kind=ReportKind.SKIP,
                     assignment_id=task.id,

@@ -20,7 +20,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ra_app.core.models import LexiconTerm, Origin, TranscriptRevision, TranslationRevision
+from ra_app.core.models import (
+    HUMAN_ORIGINS,
+    LexiconTerm,
+    TranscriptRevision,
+    TranslationRevision,
+)
 from ra_app.core.scoring import word_diff
 from ra_app.core.text import guess_language, nfc, word_core, word_key
 from ra_app.extensions import db
@@ -74,7 +79,7 @@ def _pairs(model) -> list[tuple]:
             if rev is None:
                 break
             sample = rev.sample_id
-        if rev.origin is Origin.HUMAN:
+        if rev.origin in HUMAN_ORIGINS:
             last_human = rev
         else:
             if draft is not None and last_human is not None:

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from ..core.models import (
+    HUMAN_ORIGINS,
     Assignment,
     AssignmentStatus,
     Batch,
     BatchStatus,
-    Origin,
     Sample,
     Source,
     SourceKind,
@@ -113,7 +113,8 @@ def matching(filters: Filters):
     if filters.not_reviewed:
         query = query.where(
             ~sa.exists().where(
-                TranscriptRevision.sample_id == Sample.id, TranscriptRevision.origin == Origin.HUMAN
+                TranscriptRevision.sample_id == Sample.id,
+                TranscriptRevision.origin.in_(HUMAN_ORIGINS),
             )
         )
     return query

@@ -67,6 +67,11 @@ class Origin(enum.StrEnum):
     HUMAN = "human"
     WHISPERX = "whisperx"
     IMPORTED = "imported"  # machine output brought in from files (the demo batch, older tools)
+    LABEL_STUDIO = "label_studio"  # a person's annotation, imported from Label Studio
+
+
+# Written by a person (here or in another tool): what machine drafts are measured against.
+HUMAN_ORIGINS = (Origin.HUMAN, Origin.LABEL_STUDIO)
 
 
 class JobStatus(enum.StrEnum):
@@ -231,6 +236,9 @@ class RevisionMixin:
     origin: Mapped[Origin] = mapped_column(enum_type(Origin, "revision_origin"))
     sentences: Mapped[list] = mapped_column(JSONDoc)
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    # The author as another tool named them, when they have no account here (an imported
+    # Label Studio annotator).
+    author_name: Mapped[str | None] = mapped_column(sa.String(255))
     model_name: Mapped[str | None] = mapped_column(sa.String(128))
     prompt_version: Mapped[str | None] = mapped_column(sa.String(64))
     # The machine draft against the task's window of this revision (the whole recording
@@ -258,6 +266,11 @@ class RevisionMixin:
     @declared_attr
     def author(cls) -> Mapped[User | None]:  # noqa: N805
         return relationship("User")
+
+    @property
+    def written_by(self) -> str | None:
+        """Who wrote it: the user's e-mail, the name another tool gave, None for a machine."""
+        return self.author.email if self.author else self.author_name
 
 
 class TranscriptRevision(RevisionMixin, db.Model):
@@ -654,4 +667,26 @@ class WorkerSeen(db.Model):
     seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=sa.func.now()
+    )
+
+
+class ImportedItem(Timestamped, db.Model):
+    """A piece of another tool's work already brought in (a Label Studio annotation or
+    prediction at one of its versions), with the revisions it became: importing the same
+    export again finds it here and changes nothing."""
+
+    __tablename__ = "imported_items"
+    __table_args__ = (sa.UniqueConstraint("tool", "sample_id", "item", "item_id", "item_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tool: Mapped[str] = mapped_column(sa.String(32))  # "label_studio"
+    sample_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("samples.id"), index=True)
+    item: Mapped[str] = mapped_column(sa.String(16))  # "annotation" | "prediction"
+    item_id: Mapped[str] = mapped_column(sa.String(64))
+    item_version: Mapped[str] = mapped_column(sa.String(64))  # the tool's updated_at
+    transcript_revision_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("transcript_revisions.id")
+    )
+    translation_revision_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("translation_revisions.id")
     )

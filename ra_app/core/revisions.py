@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..extensions import db
-from .models import Origin, Sample, TranscriptRevision, TranslationRevision
+from .models import HUMAN_ORIGINS, Origin, Sample, TranscriptRevision, TranslationRevision
 
-MACHINE_ORIGINS = tuple(o for o in Origin if o is not Origin.HUMAN)
+MACHINE_ORIGINS = tuple(o for o in Origin if o not in HUMAN_ORIGINS)
 
 
 def latest(model, sample_id: uuid.UUID):
@@ -78,6 +78,7 @@ def rows_of(transcript: TranscriptRevision | None, translation: TranslationRevis
                 "end": sentence["end"],
                 "text": sentence["text"],
                 "lang_overrides": sentence.get("lang_overrides") or {},
+                **({"label": sentence["label"]} if sentence.get("label") else {}),
                 "translation": translated.get("translation", ""),
                 "flags": list(translated.get("flags") or []),
             }
@@ -141,6 +142,8 @@ def write_revisions(
                 "end": row["end"],
                 "text": row["text"],
                 **({"lang_overrides": row["lang_overrides"]} if row.get("lang_overrides") else {}),
+                # A language label given by hand in another tool (Label Studio's regions).
+                **({"label": row["label"]} if row.get("label") else {}),
             }
             for row in rows
         ],

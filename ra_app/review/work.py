@@ -231,7 +231,7 @@ def submit_text(task: Assignment, sample: Sample, user: User, body: payloads.Sub
         revision_rows(task.base_transcript_revision_id, task.base_translation_revision_id), window
     )
     if not body.force and comparable(current) != comparable(base):
-        who = current_t.author.email if current_t and current_t.author else "the pipeline"
+        who = (current_t.written_by if current_t else None) or "the pipeline"
         raise Stale(
             f"This part of the recording was changed by {who} (version {current_t.version}) "
             "after you started. Your draft is kept. Compare with the current text, then "
