@@ -144,6 +144,14 @@ class Config:
 
     # The admin's Upload page: the largest file it takes (sent in parts under the limit above).
     UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 8 * 1024**3)
+    # The HTTP API (/api/v1): requests per minute per key; where a YouTube id is fetched
+    # from ({id} is the id); webhook calls: seconds to answer, attempts before giving up
+    # (their waits double from 30 s).
+    API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 120)
+    YOUTUBE_WATCH_URL = env("YOUTUBE_WATCH_URL", "https://www.youtube.com/watch?v={id}")
+    WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+    WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+    WEBHOOK_RETRY_SECONDS = env_float("WEBHOOK_RETRY_SECONDS", 30.0)
     # Ingestion: the shortest clip worth reviewing; yt-dlp's network patience.
     MIN_CLIP_SECONDS = env_float("MIN_CLIP_SECONDS", 1.0)
     YTDLP_SOCKET_TIMEOUT = env_float("YTDLP_SOCKET_TIMEOUT", 30.0)

@@ -29,10 +29,11 @@ from flask import current_app
 from ra_app.core.clock import as_utc, db_now
 from ra_app.core.flow import WAITING_ON_A_STAGE, follow_up, next_task
 from ra_app.core.models import FailureClass, JobRun, JobStatus, OutboxMessage, Sample
-from ra_app.core.outbox import CHANNEL, send_pending
+from ra_app.core.outbox import CHANNEL, enqueue, send_pending
 from ra_app.extensions import db
 
 from .retries import backoff_seconds, max_attempts
+from .webhooks import any_waiting
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(days=7)  # older rows are history, not work in flight
@@ -142,8 +143,21 @@ def requeue_waiting(now: datetime | None = None, limit: int = 200) -> int:
     return queued
 
 
+def queue_webhooks() -> int:
+    """One delivery task while API webhooks may have news and none is waiting to be sent."""
+
+    unsent = sa.select(OutboxMessage.id).where(
+        OutboxMessage.task_name == "pipeline.webhooks", OutboxMessage.sent_at.is_(None)
+    )
+    if not any_waiting() or db.session.scalar(unsent.limit(1)) is not None:
+        return 0
+    enqueue("pipeline.webhooks")
+    db.session.commit()
+    return 1
+
+
 def sweep() -> tuple[int, int]:
-    return resend_stalled(), requeue_waiting()
+    return resend_stalled(), requeue_waiting() + queue_webhooks()
 
 
 def run(

@@ -6,88 +6,28 @@ Tasks receive ids and plain JSON, never objects, and are named `pipeline.<stage>
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-import sqlalchemy as sa
 from celery import shared_task
-from celery.exceptions import Ignore
-from celery.utils.log import get_task_logger
 from flask import current_app
 
-from ra_app.core.models import JobRun, JobStatus, SourceKind
+from ra_app.core import outbox
+from ra_app.core.models import Sample, SourceKind
+from ra_app.core.states import ProcessingState
 from ra_app.core.storage import local_storage, s3_storage
 from ra_app.extensions import db
 
-from .errors import PermanentError, is_permanent
-from .jobs import ClaimLost, ClaimTaken, stage_run, worker_name
-from .retries import backoff_seconds, max_attempts
+from .claimed_runs import run_claimed
+from .errors import PermanentError, TransientError
+from .fetch import FetchError, fetch
+from .jobs import ClaimTaken, stage_run, worker_name
 from .stages import youtube
 from .stages.ingest import Recording, duplicate, find_existing, ingest
 from .stages.local_files import ingest_archive_members
-
-log = get_task_logger(__name__)
-
-CLAIM_WAITS = 10_000  # retries of a task waiting on another's claim: until it ends or dies
-
-
-def failed_attempts(task) -> int:
-    """Runs of this task that failed: retries are counted by what ran, not by deliveries
-    (a task waiting on another's claim ran nothing). With the database unreachable (the
-    likely cause of the failure), Celery's own count of retries."""
-    try:
-        db.session.rollback()
-        return db.session.scalar(
-            sa.select(sa.func.count()).where(
-                JobRun.task_id == task.request.id, JobRun.status == JobStatus.FAILED
-            )
-        )
-    except sa.exc.SQLAlchemyError:
-        db.session.rollback()
-        return task.request.retries
-
-
-def run_claimed(task, stage: str, subject: str, body, *, sample_id=None, lease_s=None):
-    """Run `body(run)` under the (stage, subject) claim; retry transient failures.
-
-    - Another task holds a live claim: retry once its lease can have run out (it takes the
-      claim over if that worker died), never "done" for work that did not run.
-    - This run's claim was taken over (a redelivery of this same task is running it): stop
-      without a result of its own; the run that took over records the outcome.
-    """
-    try:
-        with stage_run(
-            stage, subject, sample_id=sample_id, task_id=task.request.id, lease_s=lease_s
-        ) as run:
-            # Kept if the attempt fails, so an admin can send the same call again.
-            run.result = {
-                "call": {
-                    "task": task.name,
-                    "args": list(task.request.args or []),
-                    "kwargs": dict(task.request.kwargs or {}),
-                }
-            }
-            run.result = body(run)
-            return run.result
-    except ClaimTaken as taken:
-        if task.request.is_eager:
-            raise
-        log.info("%s; trying again in %.0f s", taken, taken.retry_in)
-        raise task.retry(
-            exc=taken, countdown=min(max(taken.retry_in, 1.0), 600.0), max_retries=CLAIM_WAITS
-        ) from None
-    except ClaimLost as lost:
-        log.warning("%s", lost)
-        raise Ignore() from lost
-    except Exception as error:
-        failures = failed_attempts(task)
-        if is_permanent(error) or task.request.is_eager or failures >= max_attempts():
-            raise
-        raise task.retry(
-            exc=error, countdown=backoff_seconds(failures), max_retries=CLAIM_WAITS
-        ) from error
 
 
 @shared_task(bind=True, name="pipeline.selftest", soft_time_limit=120, time_limit=150)
@@ -108,9 +48,51 @@ def ingest_body(recording: Recording):
     def body(run):
         outcome = ingest(recording)
         run.sample_id = uuid.UUID(outcome.sample_id) if outcome.sample_id else None
+        if recording.transcribe and run.sample_id:
+            transcribe_next(run.sample_id)
         return asdict(outcome)
 
     return body
+
+
+def transcribe_next(sample_id: uuid.UUID) -> None:
+    """Queue the machine transcript of a sample that has none yet. Committed after the
+    sample: an ingest killed in between is redelivered, finds the sample and queues it then
+    (the Gemini stage transcribes a sample once)."""
+    sample = db.session.get(Sample, sample_id)
+    if sample is not None and sample.processing_state is ProcessingState.INGESTED:
+        outbox.enqueue("pipeline.gemini", args=[str(sample_id)], sample_id=sample_id)
+        db.session.commit()
+
+
+@shared_task(bind=True, name="pipeline.ingest.url", soft_time_limit=3600, time_limit=3700)
+def ingest_url(self, url: str, transcribe: bool = False):
+    """Download an audio or video file from an http(s) address and ingest it."""
+    known = Recording(path="", kind=SourceKind.FILE, external_id=url, transcribe=transcribe)
+
+    def body(run):
+        existing = find_existing(known)
+        if existing is not None:  # never download it twice
+            return ingest_body(known)(run) if transcribe else asdict(duplicate(known, existing))
+        folder = local_storage(current_app.config).scratch_dir(f"url-{uuid.uuid4().hex}")
+        try:
+            try:
+                path = fetch(url, folder)
+            except FetchError as error:
+                raise (PermanentError if error.permanent else TransientError)(str(error)) from None
+            recording = Recording(
+                path=str(path),
+                kind=SourceKind.FILE,
+                external_id=url,
+                title=Path(path).stem,
+                url=url,
+                transcribe=transcribe,
+            )
+            return ingest_body(recording)(run)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return run_claimed(self, "ingest", known.subject, body)
 
 
 @shared_task(bind=True, name="pipeline.ingest.recording", soft_time_limit=1800, time_limit=1900)
@@ -125,15 +107,23 @@ def youtube_download_dir() -> Path:
 
 
 @shared_task(bind=True, name="pipeline.ingest.youtube", soft_time_limit=3600, time_limit=3700)
-def ingest_youtube(self, ref: dict, cookies: str | None = None, require_transcript: bool = True):
+def ingest_youtube(
+    self,
+    ref: dict,
+    cookies: str | None = None,
+    require_transcript: bool = True,
+    transcribe: bool = False,
+):
     """Download one YouTube video (audio and subtitles) and ingest it."""
     video = youtube.VideoRef(**ref)
 
     def body(run):
-        known = Recording(path="", kind=SourceKind.YOUTUBE, external_id=video.video_id)
+        known = Recording(
+            path="", kind=SourceKind.YOUTUBE, external_id=video.video_id, transcribe=transcribe
+        )
         existing = find_existing(known)
         if existing is not None:  # never download a video twice
-            return asdict(duplicate(known, existing))
+            return ingest_body(known)(run) if transcribe else asdict(duplicate(known, existing))
         try:
             recording = youtube.download(
                 video,
@@ -143,6 +133,7 @@ def ingest_youtube(self, ref: dict, cookies: str | None = None, require_transcri
             )
         except youtube.NoTranscript as skipped:
             return {"status": "skipped", "label": video.video_id, "message": str(skipped)}
+        recording.transcribe = transcribe
         return ingest_body(recording)(run)
 
     return run_claimed(self, "ingest", f"{SourceKind.YOUTUBE}:{video.video_id}", body)
@@ -220,6 +211,14 @@ def gemini(
         return stage.run(subject, model=model, replace_existing=replace_existing, replaces=replaces)
 
     return run_claimed(self, stage.STAGE, str(subject), body, sample_id=subject)
+
+
+@shared_task(name="pipeline.webhooks", soft_time_limit=900, time_limit=1000)
+def deliver_webhooks():
+    """Tell the API clients' webhooks what their recordings reached (pipeline/webhooks.py)."""
+    from . import webhooks
+
+    return {"told": webhooks.deliver_due()}
 
 
 @shared_task(bind=True, name="pipeline.gemini_repair", soft_time_limit=900, time_limit=1000)

@@ -40,10 +40,12 @@ class AppCommands(AppGroup):
 
 
 def register_commands(app: Flask) -> None:
+    from .api.cli import api_keys_cli
     from .cli import quality_cli, users_cli
 
     commands = AppCommands(name=app.name)
     commands.commands.update(app.cli.commands)  # what extensions registered (flask db …)
     commands.add_command(users_cli)
     commands.add_command(quality_cli)
+    commands.add_command(api_keys_cli)
     app.cli = commands

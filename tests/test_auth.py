@@ -251,11 +251,18 @@ def test_anonymous_is_sent_to_sign_in_from_every_page(app, client):
         "ops.metrics",
     }
     assert PUBLIC_ENDPOINTS == public
-    for rule in rules(app, lambda r: r.endpoint not in public and "GET" in r.methods):
+    pages = rules(app, lambda r: r.endpoint not in public and not r.endpoint.startswith("api."))
+    for rule in [r for r in pages if "GET" in r.methods]:
         url = build_url(app, rule)
         response = client.get(url)
         assert response.status_code == 302, f"{url} answered {response.status_code}"
         assert response.headers["Location"].startswith("/login"), url
+    # The HTTP API asks for a key instead (tests/test_api.py); only its document is open.
+    for rule in rules(app, lambda r: r.endpoint.startswith("api.") and r.endpoint != "api.openapi"):
+        url = build_url(app, rule)
+        method = sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
+        response = client.open(url, method=method)
+        assert response.status_code == 401, f"{method} {url} answered {response.status_code}"
 
 
 def test_session_cookie_is_httponly_and_samesite(client, auth, reviewer):

@@ -15,15 +15,12 @@ the root is downloaded, size-limited, into the scratch folder.
 from __future__ import annotations
 
 import re
-import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..fetch import FetchError, fetch
+
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
-FETCH_TIMEOUT_S = 60
-MAX_FETCH_BYTES = 4 * 1024**3
 
 
 class AudioNotFound(LookupError):
@@ -60,23 +57,9 @@ def locate(audio: str, root: Path | None, scratch: Path) -> Path:
             if path is not None:
                 return path
     if urlsplit(audio).scheme in ("http", "https"):
-        return fetch(audio, scratch)
+        try:
+            return fetch(audio, scratch / f"task-{len(list(scratch.iterdir()))}")
+        except FetchError as error:
+            raise AudioNotFound(str(error)) from None
     where = f"under {root}" if root else "without --audio-root"
     raise AudioNotFound(f"{audio}: not found {where} (looked for {', '.join(candidates(audio))})")
-
-
-def fetch(url: str, scratch: Path) -> Path:
-    name = PurePosixPath(urlsplit(url).path).name or "audio"
-    target = scratch / f"fetched-{len(list(scratch.iterdir()))}-{name}"
-    try:
-        # Only http(s): `locate` calls this for those schemes alone.
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer:  # noqa: S310
-            length = int(answer.headers.get("Content-Length") or 0)
-            if length > MAX_FETCH_BYTES:
-                raise AudioNotFound(f"{url}: {length} bytes, more than the import takes")
-            with target.open("wb") as out:
-                shutil.copyfileobj(answer, out, 1024 * 1024)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        target.unlink(missing_ok=True)
-        raise AudioNotFound(f"{url}: cannot be fetched ({error})") from None
-    return target

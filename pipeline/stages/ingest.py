@@ -64,6 +64,7 @@ class Recording:
     subtitles_origin: Origin | None = None
     key: str | None = None  # uploaded to the media storage (the file is then not local)
     subtitles_key: str | None = None
+    transcribe: bool = False  # queue the machine transcript once ingested (the HTTP API)
 
     @property
     def subject(self) -> str:
@@ -72,8 +73,8 @@ class Recording:
 
     def to_json(self) -> dict:
         data = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(self).items()}
-        for name in ("key", "subtitles_key"):  # absent unless used: a worker of the release
-            if data[name] is None:  # before them (a rolling upgrade) takes the rest
+        for name in ("key", "subtitles_key", "transcribe"):  # absent unless used: a worker of
+            if not data[name]:  # the release before them (a rolling upgrade) takes the rest
                 del data[name]
         return data
 

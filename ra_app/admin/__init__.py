@@ -11,4 +11,4 @@ def require_admin():
         abort(403)
 
 
-from . import audit_routes, report_routes, routes, upload_routes  # noqa: E402,F401
+from . import api_key_routes, audit_routes, report_routes, routes, upload_routes  # noqa: E402,F401

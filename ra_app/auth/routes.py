@@ -42,8 +42,11 @@ def load_user(session_id: str) -> User | None:
 
 @bp.before_app_request
 def require_login():
-    """Sign-in is required everywhere but the public endpoints: a new page cannot forget it."""
+    """Sign-in is required everywhere but the public endpoints: a new page cannot forget it.
+    The HTTP API (/api/v1) is for other systems: its own hook asks for an API key."""
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        return None
+    if request.blueprint == "api":
         return None
     if not current_user.is_authenticated:
         return login_manager.unauthorized()

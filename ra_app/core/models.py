@@ -690,3 +690,44 @@ class ImportedItem(Timestamped, db.Model):
     translation_revision_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("translation_revisions.id")
     )
+
+
+class ApiKey(Timestamped, db.Model):
+    """A key another system uses on the HTTP API (/api/v1). Only the key's hash is kept:
+    the key itself is shown once, when it is made. Its prefix (shown in lists, sent as the
+    key's first characters) finds the row."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64))
+    scopes: Mapped[list] = mapped_column(JSONDoc, default=list)
+    # Signs this key's webhook calls (HMAC-SHA256); shown with the key, kept to sign.
+    webhook_secret: Mapped[str] = mapped_column(sa.String(64))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class ApiSubmission(Timestamped, db.Model):
+    """A recording sent through the API: what was sent, the ingest it became (its claim
+    subject finds the job run and the sample), and what its webhook has been told."""
+
+    __tablename__ = "api_submissions"
+    __table_args__ = (sa.UniqueConstraint("api_key_id", "external_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[int] = mapped_column(sa.ForeignKey("api_keys.id"), index=True)
+    external_id: Mapped[str | None] = mapped_column(sa.String(255))  # the sender's, for retries
+    kind: Mapped[str] = mapped_column(sa.String(16))  # url | youtube | file
+    reference: Mapped[str] = mapped_column(sa.Text)  # the URL, the video id, the file name
+    subject: Mapped[str] = mapped_column(sa.String(512), index=True)
+    sample_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("samples.id"), index=True)
+    error: Mapped[str | None] = mapped_column(sa.Text)  # why it could not be ingested
+    webhook_url: Mapped[str | None] = mapped_column(sa.Text)
+    notified: Mapped[str | None] = mapped_column(sa.String(32))  # the last event delivered
+    webhook_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    webhook_next_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    webhook_error: Mapped[str | None] = mapped_column(sa.Text)

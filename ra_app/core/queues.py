@@ -16,6 +16,7 @@ STAGE_QUEUES = {
     "align": "gpu",
     "denoise_gpu": "gpu_denoise",
     "selftest": "io",
+    "webhooks": "io",
 }
 
 

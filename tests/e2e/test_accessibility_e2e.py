@@ -18,7 +18,7 @@ from ra_app.extensions import db
 
 from ..conftest import PASSWORD
 from ..review_helpers import assign, claim, make_review_sample, segmented_sample
-from .conftest import TIMEOUT_MS, LoginPage, TaskPage
+from .conftest import TIMEOUT_MS, LoginPage, TaskPage, expect
 
 expect = pytest.importorskip("playwright.sync_api", reason="e2e: no playwright package").expect
 pytestmark = pytest.mark.e2e
@@ -156,7 +156,13 @@ def test_the_admin_pages_are_accessible(open_page, live_server, admin, reviewer,
         "/admin/lexicon",
         "/admin/reports",
         "/admin/uploads",
+        "/admin/api-keys",
         "/",
         "/settings",
     ]:
         check(page, path)
+    check(page, "/admin/api-keys")
+    page.get_by_label("Name").fill("partner gateway")
+    page.get_by_role("button", name="Make key").click()
+    expect(page.get_by_role("heading", name="Key “partner gateway” made")).to_be_visible()
+    check(page)  # the new key, shown once
