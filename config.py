@@ -152,6 +152,10 @@ class Config:
     WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
     WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
     WEBHOOK_RETRY_SECONDS = env_float("WEBHOOK_RETRY_SECONDS", 30.0)
+    # `flask sync`: the DVC remote (a folder, s3://bucket/prefix with the S3_* settings, or
+    # gdrive://folder-id) and this machine's name there (default: the host name).
+    SYNC_REMOTE = env("SYNC_REMOTE")
+    SYNC_MACHINE = env("SYNC_MACHINE")
     # Ingestion: the shortest clip worth reviewing; yt-dlp's network patience.
     MIN_CLIP_SECONDS = env_float("MIN_CLIP_SECONDS", 1.0)
     YTDLP_SOCKET_TIMEOUT = env_float("YTDLP_SOCKET_TIMEOUT", 30.0)

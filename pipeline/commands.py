@@ -12,6 +12,7 @@ from .ingest_cli import ingest_cli
 from .labelstudio.cli import export_labelstudio_cmd, import_cli
 from .post_review_cli import backup_cmd, export_cmd, restore_cmd, run_commands
 from .storage_cli import storage_cli
+from .sync.cli import sync_command
 
 export_cmd.add_command(export_labelstudio_cmd)  # flask export labelstudio
 run_group.add_command(run_gemini)
@@ -30,4 +31,5 @@ COMMANDS = {
     "doctor": doctor_command,
     "storage": storage_cli,
     "import": import_cli,
+    "sync": sync_command,
 }

@@ -11,7 +11,9 @@ when the backup was taken comes back `expired`: no worker of this database holds
 Rows absent from the newest backup's key lists were deleted at the source: they are
 deleted here too, unless the database's copy is newer than that backup. Foreign keys that
 form cycles (and self-references) are written in a second pass, so rows can arrive in any
-order. Postgres sequences are moved
+order. `deletes=False` (merging another machine's backups, `flask sync`) deletes nothing:
+a row only this database has is its own work, not a deletion at the source. Postgres
+sequences are moved
 past the restored ids. `--dry-run` runs all of it and rolls back, reporting the counts.
 The backup's Alembic revision must match the database's (run `flask db upgrade` first).
 """
@@ -147,7 +149,13 @@ def restored_as(table: sa.Table, raw: dict) -> dict:
     return raw
 
 
-def restore(*, force: bool = False, dry_run: bool = False, src_dir: Path | None = None):
+def restore(
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    src_dir: Path | None = None,
+    deletes: bool = True,
+):
     """Restore the backups in `src_dir` (see the module docstring); returns a RestoreReport."""
     folder = Path(src_dir or backup_dir())
     chain = restore_chain(folder)
@@ -169,7 +177,7 @@ def restore(*, force: bool = False, dry_run: bool = False, src_dir: Path | None 
                 )
             for table in tables():
                 report.tables[table.name] = TableReport()
-            for table in reversed(tables()):
+            for table in reversed(tables()) if deletes else []:
                 keys = newest_keys(newest, table)
                 delete_stale(conn, table, keys, newest_at, force, report.tables[table.name])
             later: dict[str, list[dict]] = {}

@@ -24,6 +24,7 @@ PIPELINE_NAMES = (
     "doctor",
     "storage",
     "import",
+    "sync",
 )
 
 

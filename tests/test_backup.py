@@ -17,7 +17,9 @@ from pipeline.post_review_cli import backup_cmd, restore_cmd
 from pipeline.restore import restore
 from pipeline.workers import stamp
 from ra_app.core.accounts import set_role
+from ra_app.core.api_keys import create_key
 from ra_app.core.models import (
+    ApiSubmission,
     Assignment,
     AssignmentStatus,
     Batch,
@@ -141,6 +143,19 @@ def populate(app) -> dict:
                     reason="không rành chủ đề",
                 ),
             ]
+        )
+        key, _ = create_key("gateway", ["submit", "read"], admin.id)
+        db.session.add(
+            ApiSubmission(
+                api_key_id=key.id,
+                external_id="order-17",
+                kind="youtube",
+                reference="vid00000001",
+                subject="youtube:vid00000001",
+                sample_id=sample.id,
+                webhook_url="http://127.0.0.1:9/hook",
+                notified="transcribed",
+            )
         )
         message = enqueue("pipeline.segment", [str(sample.id)], sample_id=sample.id)
         db.session.commit()

@@ -18,7 +18,7 @@ from ra_app.extensions import db
 
 from ..conftest import PASSWORD
 from ..review_helpers import assign, claim, make_review_sample, segmented_sample
-from .conftest import TIMEOUT_MS, LoginPage, TaskPage, expect
+from .conftest import TIMEOUT_MS, LoginPage, TaskPage
 
 expect = pytest.importorskip("playwright.sync_api", reason="e2e: no playwright package").expect
 pytestmark = pytest.mark.e2e
