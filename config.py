@@ -152,6 +152,9 @@ class Config:
     WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
     WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
     WEBHOOK_RETRY_SECONDS = env_float("WEBHOOK_RETRY_SECONDS", 30.0)
+    # A url or webhook_url that points inside the installation's network (loopback, private,
+    # link-local) is refused unless this is on (a gateway on the same private network).
+    API_PRIVATE_ADDRESSES_ALLOWED = env_switch("API_PRIVATE_ADDRESSES_ALLOWED", "off") == "on"
     # `flask sync`: the DVC remote (a folder, s3://bucket/prefix with the S3_* settings, or
     # gdrive://folder-id) and this machine's name there (default: the host name).
     SYNC_REMOTE = env("SYNC_REMOTE")

@@ -10,6 +10,7 @@ import hmac
 import json
 import re
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -17,7 +18,8 @@ import sqlalchemy as sa
 from openapi_spec_validator import validate
 
 from pipeline import dispatch, webhooks
-from ra_app.core.models import ApiKey, ApiSubmission, Sample
+from ra_app.core.models import ApiKey, ApiSubmission, JobRun, JobStatus, Sample, Segment
+from ra_app.core.states import transition
 from ra_app.extensions import db
 
 from . import audio
@@ -140,11 +142,26 @@ def test_no_key_a_wrong_key_a_revoked_key_and_a_missing_scope_are_refused(
     [
         ({}, "url", "exactly one of url, youtube_id and file"),
         ({"url": "ftp://x/a.wav"}, "url", "http(s) address"),
-        ({"url": "http://x/a.wav", "youtube_id": "abcdefghijk"}, "url", "exactly one"),
+        ({"url": "http://93.184.216.34/a.wav", "youtube_id": "abcdefghijk"}, "url", "exactly one"),
         ({"youtube_id": "short"}, "youtube_id", "11-character"),
-        ({"url": "http://x/a.wav", "webhook_url": "mailto:a@b"}, "webhook_url", "http(s)"),
-        ({"url": "http://x/a.wav", "external_id": "has space"}, "external_id", "without spaces"),
+        (
+            {"url": "http://93.184.216.34/a.wav", "webhook_url": "mailto:a@b"},
+            "webhook_url",
+            "http(s)",
+        ),
+        (
+            {"url": "http://93.184.216.34/a.wav", "external_id": "has space"},
+            "external_id",
+            "without spaces",
+        ),
         ({"url": 5}, "url", "must be a string"),
+        ({"url": "http://127.0.0.1:5432/"}, "url", "not one inside this network"),
+        ({"url": "http://[::1]/a.wav"}, "url", "not one inside this network"),
+        (
+            {"url": "http://93.184.216.34/a.wav", "webhook_url": "http://169.254.169.254/x"},
+            "webhook_url",
+            "not one inside this network",
+        ),
     ],
 )
 def test_bad_fields_are_422_naming_the_field(client, runner, body, field, says):
@@ -226,6 +243,21 @@ def test_a_reviewer_cannot_open_the_keys_page(client, auth, reviewer):
     assert client.get("/admin/api-keys").status_code == 403
 
 
+def settled(app, timeout: float = 90.0) -> None:
+    """No stage still running: the workers can stop (a run still going says which)."""
+
+    def running():
+        with app.app_context():
+            return db.session.execute(
+                sa.select(JobRun.stage, JobRun.subject).where(JobRun.status == JobStatus.RUNNING)
+            ).all()
+
+    try:
+        wait_for(lambda: not running(), timeout=timeout, interval=0.2)
+    except AssertionError:
+        raise AssertionError(f"still running: {running()}") from None
+
+
 def deliver_webhooks(app):
     with app.app_context():
         dispatch.queue_webhooks()
@@ -235,7 +267,9 @@ def test_a_recording_by_url_goes_through_ingest_and_gemini_and_its_webhook_is_to
     gemini_app, fake, client, runner, io_worker, llm_worker, dispatcher, fake_site, hooks, tmp_path
 ):
     app = gemini_app
-    app.config.update(WEBHOOK_RETRY_SECONDS=0.2, API_RATE_PER_MINUTE=10_000)
+    app.config.update(
+        WEBHOOK_RETRY_SECONDS=0.2, API_RATE_PER_MINUTE=10_000, API_PRIVATE_ADDRESSES_ALLOWED=True
+    )
     key, secret = make_key(runner)
     fake_site.add_video("vid00000001", "bài nói", "kênh", duration_s=3)
     url = fake_site.url(fake_site.media_path("vid00000001"))
@@ -278,6 +312,39 @@ def test_a_recording_by_url_goes_through_ingest_and_gemini_and_its_webhook_is_to
         assert webhooks.deliver_due() == 0  # nothing new: nobody is called again
     assert len(hooks.calls) == 2
 
+    # People review it and its segments (the review pages' own tests drive those): the
+    # segments appear, and the webhook hears where the recording is now, once.
+    with app.app_context():
+        sample = db.session.get(Sample, uuid.UUID(done["sample_id"]))
+        for target in ("in_review", "reviewed", "segmented", "segments_reviewed"):
+            transition(sample, target)
+        db.session.add(
+            Segment(
+                sample_id=sample.id,
+                position=0,
+                start_s=0.2,
+                end_s=2.8,
+                text="Xin chào các bạn. Let's check the report.",
+                translation="Xin chào các bạn. Hãy xem báo cáo.",
+            )
+        )
+        db.session.commit()
+        assert webhooks.deliver_due() == 1
+    reviewed = state()
+    assert reviewed["state"] == "segments_reviewed"
+    assert reviewed["segments"] == [
+        {
+            "start": 0.2,
+            "end": 2.8,
+            "text": "Xin chào các bạn. Let's check the report.",
+            "translation": "Xin chào các bạn. Hãy xem báo cáo.",
+        }
+    ]
+    last = json.loads(hooks.calls[-1]["body"])
+    assert last["event"] == "segments_reviewed" and len(hooks.calls) == 3
+    assert last["recording"]["segments"] == reviewed["segments"]
+    settled(app)
+
 
 def test_a_file_and_a_youtube_id_are_ingested_and_a_missing_url_fails_with_its_webhook(
     gemini_app, fake, client, runner, io_worker, llm_worker, dispatcher, fake_site, hooks, tmp_path
@@ -288,6 +355,7 @@ def test_a_file_and_a_youtube_id_are_ingested_and_a_missing_url_fails_with_its_w
         WEBHOOK_RETRY_SECONDS=0.2,
         YTDLP_RETRIES=0,
         API_RATE_PER_MINUTE=10_000,
+        API_PRIVATE_ADDRESSES_ALLOWED=True,  # the test servers are on loopback
     )
     key, _ = make_key(runner)
     fake.queue(transcript_reply(SENTENCES), transcript_reply(SENTENCES))
@@ -325,3 +393,4 @@ def test_a_file_and_a_youtube_id_are_ingested_and_a_missing_url_fails_with_its_w
     assert json.loads(hooks.calls[-1]["body"])["event"] == "failed"
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Sample.id))) == 2
+    settled(app)

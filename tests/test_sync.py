@@ -96,8 +96,14 @@ def test_a_new_machine_restored_from_the_remote_is_identical(
         remote, settings = str(tmp_path / "remote"), {}
     a = machine(empty_database, tmp_path, "a", remote, **settings)
     populate(a)
+    # A frozen export snapshot's folder (what `flask export` leaves; its content is
+    # tests/test_export.py's business): versioned like the rest.
+    snapshot = Path(a.config["DATA_ROOT"]) / "exports" / "20261130T090000Z-abc123"
+    (snapshot / "data").mkdir(parents=True)
+    (snapshot / "data" / "train.jsonl").write_text('{"text": "Xin chào"}\n')
+    (snapshot / "export.json").write_text('{"id": "20261130T090000Z-abc123"}\n')
     out = sync(a, "--once")
-    assert "pushed samples, db_sync" in out
+    assert "pushed samples, db_sync, exports" in out
     assert "remote: up to date" in sync(a, "--status")
 
     b = machine(empty_database, tmp_path, "b", remote, **settings)
@@ -107,6 +113,7 @@ def test_a_new_machine_restored_from_the_remote_is_identical(
     root_a, root_b = Path(a.config["DATA_ROOT"]), Path(b.config["DATA_ROOT"])
     assert files_of(root_b, "samples") == files_of(root_a, "samples")
     assert len(files_of(root_a, "samples")) == 12  # 4 samples: master, rendition, peaks
+    assert files_of(root_b, "exports") == files_of(root_a, "exports") != {}
     with b.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Sample.id))) == 4
 

@@ -39,7 +39,7 @@ from ra_app.core.revisions import write_revisions
 from ra_app.core.states import ProcessingState, can_transition, transition
 from ra_app.extensions import db
 
-from ..errors import PermanentError
+from ..errors import PermanentError, StageError
 from ..jobs import ClaimTaken, stage_run
 from ..stages.ingest import Outcome, Recording, find_existing, ingest
 from .audio import AudioNotFound, locate
@@ -79,7 +79,7 @@ class Importer:
                 self.report.tasks += 1
                 try:
                     self.import_task(task, Path(scratch))
-                except (AudioNotFound, PermanentError) as error:
+                except (AudioNotFound, StageError) as error:  # this task only; on to the next
                     db.session.rollback()
                     self.report.problems.append(f"task {task.task_id}: {error}")
         self.report.seconds += time.monotonic() - started

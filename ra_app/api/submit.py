@@ -12,7 +12,9 @@ Three ways in, each the pipeline's ordinary ingest, told to transcribe once inge
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,6 +46,22 @@ def web_address(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc) and len(value) <= 2048
 
 
+def inside_the_network(value: str) -> bool:
+    """Whether the address's host is (or resolves to) a loopback, private, link-local or
+    reserved address: a key holder must not make the workers fetch from, or post to, the
+    installation's own network (the metadata service, the metrics port, the database)."""
+    host = urlsplit(value).hostname or ""
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return False  # does not resolve here: the fetch fails on its own
+    for address in found:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global:
+            return True
+    return False
+
+
 def check(form: dict, upload) -> dict[str, str]:
     """Each wrong field with what is wrong with it."""
     wrong = {
@@ -58,16 +76,20 @@ def check(form: dict, upload) -> dict[str, str]:
     )
     if len(given) != 1:
         wrong["url"] = "send exactly one of url, youtube_id and file"
-    if form.get("url") and not web_address(form["url"]):
-        wrong["url"] = "must be an http(s) address"
+    private_allowed = current_app.config["API_PRIVATE_ADDRESSES_ALLOWED"]
+    for name in ("url", "webhook_url"):
+        if not form.get(name):
+            continue
+        if not web_address(form[name]):
+            wrong[name] = "must be an http(s) address"
+        elif not private_allowed and inside_the_network(form[name]):
+            wrong[name] = "must be a public address, not one inside this network"
     if form.get("youtube_id") and not YOUTUBE_ID.match(form["youtube_id"]):
         wrong["youtube_id"] = "must be an 11-character YouTube video id"
     if upload is not None and Path(upload.filename or "").suffix.lower() not in MEDIA_EXTENSIONS:
         wrong["file"] = f"must be audio or video ({', '.join(sorted(MEDIA_EXTENSIONS))})"
     if form.get("external_id") is not None and not EXTERNAL_ID.match(str(form["external_id"])):
         wrong["external_id"] = "must be 1 to 255 printable characters without spaces"
-    if form.get("webhook_url") and not web_address(form["webhook_url"]):
-        wrong["webhook_url"] = "must be an http(s) address"
     return wrong
 
 
