@@ -27,7 +27,6 @@ from .conftest import csrf_token_from
 from .fake_gemini import audio_dir as audio_dir  # noqa: F401  (fixture)
 from .fake_gemini import fake as fake  # noqa: F401
 from .fake_gemini import gemini_app as gemini_app  # noqa: F401
-from .fake_gemini import llm_worker as llm_worker  # noqa: F401
 from .fake_gemini import transcript_reply
 from .workers import wait_for
 from .ytserver import fake_site as fake_site  # noqa: F401
@@ -258,13 +257,22 @@ def settled(app, timeout: float = 90.0) -> None:
         raise AssertionError(f"still running: {running()}") from None
 
 
+@pytest.fixture
+def io_llm_worker(celery_app):
+    """One real Celery worker (in a thread) for the io and llm queues: ingest, then Gemini."""
+    from .workers import thread_worker
+
+    with thread_worker(celery_app, "io", "llm", concurrency=3) as worker:
+        yield worker
+
+
 def deliver_webhooks(app):
     with app.app_context():
         dispatch.queue_webhooks()
 
 
 def test_a_recording_by_url_goes_through_ingest_and_gemini_and_its_webhook_is_told(
-    gemini_app, fake, client, runner, io_worker, llm_worker, dispatcher, fake_site, hooks, tmp_path
+    gemini_app, fake, client, runner, io_llm_worker, dispatcher, fake_site, hooks, tmp_path
 ):
     app = gemini_app
     app.config.update(
@@ -347,7 +355,7 @@ def test_a_recording_by_url_goes_through_ingest_and_gemini_and_its_webhook_is_to
 
 
 def test_a_file_and_a_youtube_id_are_ingested_and_a_missing_url_fails_with_its_webhook(
-    gemini_app, fake, client, runner, io_worker, llm_worker, dispatcher, fake_site, hooks, tmp_path
+    gemini_app, fake, client, runner, io_llm_worker, dispatcher, fake_site, hooks, tmp_path
 ):
     app = gemini_app
     app.config.update(

@@ -121,16 +121,18 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
 
 
 @contextmanager
-def thread_worker(celery_app, queue: str, concurrency: int = 2):
-    """A real Celery worker in a thread of the test process, consuming one queue (it sees
-    the test's app and database; use `worker_process` to kill one)."""
+def thread_worker(celery_app, *queues: str, concurrency: int = 2):
+    """A real Celery worker in a thread of the test process, consuming `queues` (it sees
+    the test's app and database; use `worker_process` to kill one). One per test: kombu's
+    event loop is one per process, and two thread workers in one process can hang at
+    their shutdown."""
     from celery.contrib.testing.worker import start_worker
 
     with start_worker(
         celery_app,
         pool="threads",
         concurrency=concurrency,
-        queues=[queue],
+        queues=list(queues),
         perform_ping_check=False,
         shutdown_timeout=60,
     ) as worker:
