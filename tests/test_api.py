@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import re
 import threading
@@ -18,7 +19,15 @@ import sqlalchemy as sa
 from openapi_spec_validator import validate
 
 from pipeline import dispatch, webhooks
-from ra_app.core.models import ApiKey, ApiSubmission, JobRun, JobStatus, Sample, Segment
+from ra_app.core.models import (
+    ApiKey,
+    ApiSubmission,
+    JobRun,
+    JobStatus,
+    OutboxMessage,
+    Sample,
+    Segment,
+)
 from ra_app.core.states import transition
 from ra_app.extensions import db
 
@@ -174,7 +183,7 @@ def test_a_file_of_the_wrong_kind_and_a_body_that_is_not_an_object_are_422(clien
     key, _ = make_key(runner)
     answer = client.post(
         "/api/v1/recordings",
-        data={"file": (__import__("io").BytesIO(b"MZ"), "setup.exe")},
+        data={"file": (io.BytesIO(b"MZ"), "setup.exe")},
         headers=bearer(key),
     )
     assert answer.status_code == 422 and "audio or video" in answer.get_json()["fields"]["file"]
@@ -182,6 +191,36 @@ def test_a_file_of_the_wrong_kind_and_a_body_that_is_not_an_object_are_422(clien
         "/api/v1/recordings", data="[1]", content_type="application/json", headers=bearer(key)
     )
     assert answer.status_code == 422
+
+
+def test_the_same_external_id_sent_twice_at_once_is_one_recording(app, runner):
+    """A client retrying on a timeout while the first request is still in flight."""
+    key, _ = make_key(runner)
+    body = {"url": "http://93.184.216.34/talk.wav", "external_id": "order-99"}
+    answers, start = [], threading.Barrier(2)
+
+    def send():
+        client = app.test_client()
+        start.wait()
+        answers.append(client.post("/api/v1/recordings", json=body, headers=bearer(key)))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(a.status_code for a in answers) == [200, 202]
+    assert answers[0].get_json()["id"] == answers[1].get_json()["id"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(ApiSubmission.id))) == 1
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count(OutboxMessage.id)).where(
+                    OutboxMessage.task_name == "pipeline.ingest.url"
+                )
+            )
+            == 1
+        )
 
 
 def test_a_key_over_its_rate_gets_429_with_retry_after(app, client, runner):

@@ -42,7 +42,7 @@ from ra_app.extensions import db
 
 from ..backup import backup, backup_dir, schema_revision, table_checksums
 from ..restore import restore
-from .dvc import DvcRepo, SyncError
+from .dvc import REMOTE, DvcRepo, SyncError
 
 MEDIA, BACKUPS, EXPORTS = "samples", "db_sync", "exports"
 STATE = ".dvc/review-sync-state.json"
@@ -258,7 +258,7 @@ def status(repo: DvcRepo, outcome: Outcome) -> None:
     )
     folders = [f"{name}.dvc" for name in tracked_folders() if (repo.root / f"{name}.dvc").exists()]
     if folders:
-        cloud = repo.run("status", "--cloud", "--remote", "origin", *folders, quiet=True).strip()
+        cloud = repo.run("status", "--cloud", "--remote", REMOTE, *folders, quiet=True).strip()
         in_sync = "are in sync" in cloud or "up to date" in cloud
         outcome.say("remote: " + ("up to date" if in_sync else "not yet pushed:"))
         if not in_sync:
